@@ -1,0 +1,1 @@
+"""Orchestration: the only package that imports ray, optuna and mlflow (ARCHITECTURE.md)."""

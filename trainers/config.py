@@ -1,0 +1,86 @@
+"""TrainConfig: every knob of one training run, in one place, with its unit.
+
+The paper's settings are the defaults (Section 5.1: lr 0.1, momentum 0.9, weight decay 5e-4,
+nesterov off, rho 0.05, batch 100, cosine annealing, no augmentation). A config is validated
+once, where it enters (a Ray trial's dict, a YAML file, command-line flags); unknown keys and
+physically impossible values are rejected with the field's name and the value given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .optim import list_optimizers
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True, frozen=False)
+
+    # what is trained, on what
+    dataset: Literal["cifar10", "cifar100", "digits", "synthetic"] = Field(
+        "cifar10", description="data set registry key"
+    )
+    model: str = Field("resnet18", min_length=1, description="model registry key")
+    optimizer: str = Field("sam_gns", description="update rule registry key: sgd, ugd, sam, asam or sam_gns")
+
+    # base SGD (the paper's Section 5.1)
+    lr: float = Field(0.1, gt=0, description="initial learning rate, in parameter units per unit gradient")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum coefficient, dimensionless, in [0, 1)")
+    weight_decay: float = Field(5e-4, ge=0, description="coupled L2 weight decay coefficient, per step")
+    nesterov: bool = Field(False, description="Nesterov momentum (needs momentum > 0)")
+
+    # two-pass rules
+    rho: float = Field(0.05, ge=0, description="radius of the sharpness climb, L2 norm in parameter units (sam, asam, sam_gns)")
+    eta: float = Field(0.01, ge=0, description="ASAM's offset in T = |w| + eta, in parameter units (asam)")
+
+    # schedule
+    batch_size: int = Field(100, ge=1, description="training mini-batch size, in images")
+    epochs: int = Field(200, ge=1, description="training length, in passes over the training split")
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="learning-rate schedule over the run: cosine annealing to 0, or constant"
+    )
+    augment: bool = Field(False, description="random crop (padding 4 px) and horizontal flip; the paper uses none")
+
+    # reproducibility and placement
+    seed: int = Field(0, ge=0, description="seed of initialisation, shuffling and augmentation")
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'")
+    data_dir: Path = Field(Path("data"), description="folder holding the data sets' files")
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, name: str) -> str:
+        known = list_optimizers()
+        if name not in known:
+            raise ValueError(f"unknown update rule {name!r}; known: {', '.join(known)}")
+        return name
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, device: str) -> str:
+        kind, _, index = device.partition(":")
+        if kind not in ("auto", "cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
+            raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+        return device
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> TrainConfig:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError(f"nesterov: needs momentum > 0 (got momentum {self.momentum!r})")
+        return self
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem, `field.path: message (got value)`, for command-line users."""
+    lines = []
+    for problem in error.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        if not problem["loc"]:  # a check across fields names its fields in its message
+            lines.append(message)
+            continue
+        where = ".".join(str(part) for part in problem["loc"])
+        got = "" if problem["type"] == "missing" else f" (got {problem['input']!r})"
+        lines.append(f"{where}: {message}{got}")
+    return lines

@@ -1,0 +1,27 @@
+"""The paper's update rules on one base optimizer, SGD (OPTIMIZERS.md).
+
+    opt = create_optimizer("sam_gns", model.parameters(), lr=0.1, rho=0.05)
+    opt.step(closure)          # every rule; two-pass rules call the closure twice
+
+Two-pass rules also expose `first_step()` / `second_step()` and a `perturbed` flag, and
+`frozen_batchnorm_stats(model)` keeps BatchNorm statistics still during the second pass.
+"""
+
+from .asam import ASAM
+from .batchnorm import frozen_batchnorm_stats
+from .registry import UpdateRule, create_optimizer, get_rule, list_optimizers
+from .sam import SAM
+from .sam_gns import SAMGNS
+from .ugd import UGD
+
+__all__ = [
+    "ASAM",
+    "SAM",
+    "SAMGNS",
+    "UGD",
+    "UpdateRule",
+    "create_optimizer",
+    "frozen_batchnorm_stats",
+    "get_rule",
+    "list_optimizers",
+]
