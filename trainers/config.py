@@ -9,11 +9,23 @@ physically impossible values are rejected with the field's name and the value gi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .models import check_model_options, get_model_info
 from .optim import list_optimizers
+
+
+class SyntheticData(BaseModel):
+    """Shape of the `synthetic` data set (random images, for benchmarks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: int = Field(1000, ge=1, description="images in each of the train and test splits")
+    image_size: int = Field(32, ge=4, description="side of the square images, in pixels")
+    channels: int = Field(3, ge=1, description="colour channels per image")
+    num_classes: int = Field(10, ge=2, description="number of label classes")
 
 
 class TrainConfig(BaseModel):
@@ -23,7 +35,11 @@ class TrainConfig(BaseModel):
     dataset: Literal["cifar10", "cifar100", "digits", "synthetic"] = Field(
         "cifar10", description="data set registry key"
     )
-    model: str = Field("resnet18", min_length=1, description="model registry key")
+    model: str = Field("resnet18", description="model registry key (`sweep list models`)")
+    model_options: dict[str, Any] = Field(
+        default_factory=dict, description="extra keyword options of the model's factory, e.g. {width: 8}"
+    )
+    pretrained: bool = Field(False, description="start from ImageNet weights (tv_* models only)")
     optimizer: str = Field("sam_gns", description="update rule registry key: sgd, ugd, sam, asam or sam_gns")
 
     # base SGD (the paper's Section 5.1)
@@ -43,11 +59,20 @@ class TrainConfig(BaseModel):
         "cosine", description="learning-rate schedule over the run: cosine annealing to 0, or constant"
     )
     augment: bool = Field(False, description="random crop (padding 4 px) and horizontal flip; the paper uses none")
+    val_fraction: float = Field(
+        0.1, ge=0, lt=1, description="fraction of the training set held out for val_* metrics (0 turns it off)"
+    )
+    eval_batch_size: int = Field(500, ge=1, description="batch size for validation and test passes, in images")
+    synthetic: SyntheticData = Field(default_factory=SyntheticData, description="shape of the synthetic data set")
 
     # reproducibility and placement
     seed: int = Field(0, ge=0, description="seed of initialisation, shuffling and augmentation")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch ops (None: PyTorch's default)")
+    channels_last: bool = Field(False, description="channels-last memory format (a speed option on CUDA)")
+    bf16: bool = Field(False, description="bfloat16 autocast for forward and backward (a speed option on CUDA)")
     data_dir: Path = Field(Path("data"), description="folder holding the data sets' files")
+    download: bool = Field(False, description="download CIFAR into data_dir when missing (needs network)")
 
     @field_validator("optimizer")
     @classmethod
@@ -55,6 +80,12 @@ class TrainConfig(BaseModel):
         known = list_optimizers()
         if name not in known:
             raise ValueError(f"unknown update rule {name!r}; known: {', '.join(known)}")
+        return name
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        get_model_info(name)  # raises ValueError listing the known models
         return name
 
     @field_validator("device")
@@ -70,6 +101,25 @@ class TrainConfig(BaseModel):
         if self.nesterov and self.momentum == 0:
             raise ValueError(f"nesterov: needs momentum > 0 (got momentum {self.momentum!r})")
         return self
+
+    @model_validator(mode="after")
+    def _model_takes_options(self) -> TrainConfig:
+        try:
+            check_model_options(self.model, self.model_options)
+        except ValueError as err:
+            raise ValueError(f"model_options: {err}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _pretrained_weights_exist(self) -> TrainConfig:
+        if self.pretrained and not get_model_info(self.model).pretrained:
+            raise ValueError(f"pretrained: model {self.model!r} has no ImageNet weights (tv_* models have)")
+        return self
+
+
+class ConfigError(ValueError):
+    """A config that validated field by field but cannot be run (a model option's value, a data
+    set too small for its validation split): bad input, reported like a validation error."""
 
 
 def describe_errors(error: ValidationError) -> list[str]:

@@ -1,0 +1,105 @@
+"""`sweep train`: one training run without Ray, from a YAML file and/or one flag per TrainConfig field.
+
+Flags are generated from TrainConfig, so a new field is a new flag with its description as help;
+booleans are `--augment` / `--no-augment`, never `type=bool`. Values reach pydantic as the user
+typed them and are validated once, so a bad value gets the same one-line message as in a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from tqdm import tqdm
+
+from trainers.config import TrainConfig, describe_errors
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit status 2."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML file of TrainConfig fields (flags override it)")
+    fields = parser.add_argument_group("training settings (TrainConfig; defaults are the paper's)")
+    for name, field in TrainConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{field.description} (default: {field.get_default(call_default_factory=True)!r})"
+        if field.annotation is bool:
+            fields.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            structured = isinstance(field.get_default(call_default_factory=True), (dict, BaseModel))
+            fields.add_argument(flag, dest=name, default=None, metavar="YAML" if structured else "VALUE", help=help_text)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values: dict[str, Any] = {}
+    if args.config is not None:
+        values = _read_yaml(args.config)
+    for name, field in TrainConfig.model_fields.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if isinstance(field.get_default(call_default_factory=True), (dict, BaseModel)):
+            value = _parse_yaml_value(name, value)  # e.g. --model-options '{width: 8}'
+        values[name] = value
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as err:
+        raise UsageError("; ".join(describe_errors(err))) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise UsageError(f"--config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise UsageError(f"--config {path}: expected a mapping of TrainConfig fields, got {type(loaded).__name__}")
+    return loaded
+
+
+def _parse_yaml_value(name: str, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UsageError(f"{name}: not valid YAML: {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainers.config import ConfigError
+    from trainers.data import DataNotFoundError
+    from trainers.train import fit
+
+    cfg = config_from_args(args)
+    # delay: a run that fails while loading data prints its error, not an empty bar
+    bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"{cfg.optimizer} {cfg.model} {cfg.dataset}", delay=1.0, file=sys.stderr)
+
+    def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{metrics['train_loss']:.3f}", val=f"{metrics.get('val_acc', float('nan')):.1f}", test=f"{metrics['test_acc']:.1f}"
+        )
+
+    try:
+        final = fit(cfg, report)
+    except DataNotFoundError as err:
+        raise UsageError(f"dataset: {err}") from None
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        bar.close()
+    val = f"val_acc {final['val_acc']:.2f}%, " if "val_acc" in final else ""
+    print(
+        f"{final['status']}: {cfg.optimizer} on {cfg.model}/{cfg.dataset}, {final['epoch']} epochs, "
+        f"{val}test_acc {final['test_acc']:.2f}%, train_loss {final['train_loss']:.4f}"
+    )
+    return 0 if final["status"] == "finished" else 1
