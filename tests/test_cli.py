@@ -3,9 +3,13 @@
 import subprocess
 import sys
 
+import pytest
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=120)
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def test_list_optimizers_names_every_rule():
@@ -19,3 +23,42 @@ def test_unknown_listing_exits_2_naming_it():
     result = run_cli("list", "widgets")
     assert result.returncode == 2
     assert "widgets" in result.stderr
+
+
+def test_train_runs_from_yaml_with_flag_overrides(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("dataset: digits\nmodel: small_cnn\noptimizer: sam\nlr: 0.05\nepochs: 5\nbatch_size: 32\n")
+    result = run_cli("train", "--config", str(config), "--epochs", "2", "--no-augment", "--model-options", "{width: 8}")
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("finished: sam on small_cnn/digits, 2 epochs, val_acc ")
+    assert "test_acc" in summary
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--lr", "-1"], "lr: "),
+        (["--momentum", "1.5"], "momentum: "),
+        (["--optimizer", "adam"], "optimizer: unknown update rule 'adam'"),
+        (["--model", "small_cnn", "--model-options", "{depth: 2}"], "model_options: "),
+        (["--dataset", "cifar10", "--model", "small_cnn", "--data-dir", "{tmp}/nowhere"], "dataset: CIFAR10 not found"),
+        (["--config", "{tmp}/missing.yaml"], "--config "),
+        (["--config", "{tmp}/bad.yaml"], "--config "),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_naming_the_field(tmp_path, args, named):
+    (tmp_path / "bad.yaml").write_text("lr: 0.1\nwidth_multiplier: 2\n- nonsense\n")
+    result = run_cli("train", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("sweep train: ") and named in lines[0]
+
+
+def test_unknown_key_in_yaml_is_named(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("dataset: digits\nlearning_rate: 0.1\n")
+    result = run_cli("train", "--config", str(config))
+    assert result.returncode == 2
+    assert "learning_rate: Extra inputs are not permitted" in result.stderr
