@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from . import train_cmd
+from . import sweep_cmd, train_cmd
+from .spec import SpecError
+
+SPECS = Path(__file__).resolve().parent.parent / "search_spaces"  # shipped specs, in the checkout
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -22,13 +26,20 @@ def _list(args: argparse.Namespace) -> int:
         from trainers.models import get_model_info, list_models
 
         rows = [(name, f"{get_model_info(name).input_size}px", get_model_info(name).summary) for name in list_models()]
-    else:
+    elif args.what == "datasets":
         from trainers.data import list_datasets
 
         rows = [(name, "", "") for name in list_datasets()]
+    else:
+        rows = [(f"search_spaces/{path.name}", "", _first_comment(path)) for path in sorted(SPECS.glob("*.yaml"))]
     for row in rows:
         print(f"{row[0]:<20} {row[1]:<7} {row[2]}".rstrip())
     return 0
+
+
+def _first_comment(path: Path) -> str:
+    first = path.read_text().splitlines()[0] if path.stat().st_size else ""
+    return first.lstrip("# ").strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="list what a sweep can use")
-    listing.add_argument("what", choices=["optimizers", "models", "datasets"], help="which registry to list")
+    listing.add_argument("what", choices=["optimizers", "models", "datasets", "specs"], help="which registry to list")
     listing.set_defaults(handler=_list)
+
+    run = commands.add_parser("run", help="run a sweep: Ray Tune trials, Optuna per arm, curves in MLflow")
+    sweep_cmd.add_run_arguments(run)
+    sweep_cmd.add_cluster_arguments(run)
+    run.set_defaults(handler=sweep_cmd.run)
+
+    resume = commands.add_parser("resume", help="continue an interrupted sweep by name")
+    sweep_cmd.add_resume_arguments(resume)
+    sweep_cmd.add_cluster_arguments(resume)
+    resume.set_defaults(handler=sweep_cmd.resume)
+
+    validate = commands.add_parser("validate", help="check a spec without starting anything")
+    sweep_cmd.add_run_arguments(validate)
+    validate.set_defaults(handler=sweep_cmd.validate)
 
     train = commands.add_parser("train", help="one training run without Ray (TrainConfig from YAML and flags)")
     train_cmd.add_arguments(train)
@@ -51,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except train_cmd.UsageError as err:
         print(f"sweep {args.command}: {err}", file=sys.stderr)
+        return 2
+    except SpecError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
         return 2
 
 

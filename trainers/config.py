@@ -131,6 +131,8 @@ def describe_errors(error: ValidationError) -> list[str]:
             lines.append(message)
             continue
         where = ".".join(str(part) for part in problem["loc"])
-        got = "" if problem["type"] == "missing" else f" (got {problem['input']!r})"
+        # a check on a whole mapping names the offending key itself; echo only plain values
+        shown = problem["type"] != "missing" and not isinstance(problem["input"], dict)
+        got = f" (got {problem['input']!r})" if shown else ""
         lines.append(f"{where}: {message}{got}")
     return lines

@@ -1,0 +1,131 @@
+"""ArmSearcher: one Ray Tune searcher over all arms, one Optuna study per arm.
+
+Every (model, update rule) arm has its own study (named `<sweep>/<model>/<rule>`, seeded
+sampler) and the same trial budget; the next trial goes to the arm with the fewest trials issued,
+so one rule's early luck never takes another's budget and all arms share one Tune run (issue 4).
+The searcher holds only plain data, so Tune can pickle it and `sweep resume` restores it; the
+studies themselves live in the Optuna database.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from . import space
+from .spec import SweepSpec
+
+METRIC, MODE = "val_acc", "max"  # the objective: validation accuracy, never test accuracy
+
+
+def study_name(sweep: str, model: str, rule: str) -> str:
+    return f"{sweep}/{model}/{rule}"
+
+
+def arm_key(model: str, rule: str) -> str:
+    return f"{model}/{rule}"
+
+
+class ArmSearcher(Searcher):
+    def __init__(self, spec: SweepSpec):
+        super().__init__(metric=METRIC, mode=MODE)
+        self._spec_json = spec.model_dump(mode="json")
+        self._issued: dict[str, int] = {arm_key(m, r): 0 for m, r in spec.arms()}
+        self._trials: dict[str, tuple[str, int]] = {}  # Tune trial id -> (arm, Optuna trial number)
+        self._told: set[str] = set()
+        self._studies: dict[str, optuna.Study] = {}
+        self._live: dict[str, optuna.Trial] = {}  # asked in this process, for intermediate values
+
+    # -- plain state (pickled by Tune, restored by `sweep resume`) ----------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_studies"], state["_live"] = {}, {}  # database connections are reopened, not pickled
+        state.pop("_spec", None)
+        return state
+
+    def get_state(self) -> dict[str, Any]:
+        return {"issued": self._issued, "trials": self._trials, "told": self._told}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._issued, self._trials, self._told = state["issued"], state["trials"], state["told"]
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_bytes(pickle.dumps(self.get_state()))
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.set_state(pickle.loads(Path(checkpoint_path).read_bytes()))
+
+    # -- studies ------------------------------------------------------------------------------------
+    @property
+    def spec(self) -> SweepSpec:
+        if "_spec" not in self.__dict__:
+            self._spec = SweepSpec.model_validate(self._spec_json)
+        return self._spec
+
+    def study(self, arm: str) -> optuna.Study:
+        if arm not in self._studies:
+            model, rule = arm.split("/")
+            arms = [arm_key(m, r) for m, r in self.spec.arms()]
+            self._studies[arm] = optuna.create_study(
+                study_name=study_name(self.spec.name, model, rule),
+                storage=optuna.storages.RDBStorage(self.spec.tracking.optuna_storage),
+                sampler=space.sampler(self.spec, rule, arms.index(arm)),
+                direction="maximize",
+                load_if_exists=True,  # `sweep resume` continues the same study
+            )
+        return self._studies[arm]
+
+    def budget(self) -> dict[str, int]:
+        return {arm_key(m, r): space.arm_budget(self.spec, r) for m, r in self.spec.arms()}
+
+    # -- Searcher API -------------------------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        budget = self.budget()
+        open_arms = [arm for arm in self._issued if self._issued[arm] < budget[arm]]
+        if not open_arms:
+            return Searcher.FINISHED
+        arm = min(open_arms, key=lambda a: self._issued[a])  # fewest issued first, in spec order
+        model, rule = arm.split("/")
+        study = self.study(arm)
+        trial = study.ask(space.suggested_distributions(self.spec, rule))
+        point = {**space.fixed_values(self.spec.space_for(rule)), **trial.params}
+        seeds = self.spec.seeds
+        seed = point.pop(space.SEED, seeds[self._issued[arm] % len(seeds)])
+        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("ray_trial_id", trial_id)
+        cfg = self.spec.train_config(model, rule, seed, point)
+        self._issued[arm] += 1
+        self._trials[trial_id] = (arm, trial.number)
+        self._live[trial_id] = trial
+        return {
+            "arm": arm,
+            "study_trial": trial.number,
+            "checkpoint_every": self.spec.checkpoints.every,
+            "train": cfg.model_dump(mode="json"),
+        }
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        # Per-epoch values let a trial that ASHA stops early still inform TPE (as pruned). Trials
+        # asked before a `sweep resume` report only their final value.
+        trial = self._live.get(trial_id)
+        if trial is not None and METRIC in result:
+            trial.report(result[METRIC], step=result["epoch"])
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id not in self._trials or trial_id in self._told:
+            return
+        arm, number = self._trials[trial_id]
+        study = self.study(arm)
+        if error or not result or METRIC not in result:
+            study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        elif result.get("status") == "running":
+            # stopped early by the scheduler: a low-fidelity value, recorded as pruned
+            study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+        else:  # finished, or diverged (its accuracy is a real, bad, result)
+            study.tell(number, result[METRIC], skip_if_finished=True)
+        self._told.add(trial_id)

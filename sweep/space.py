@@ -1,0 +1,68 @@
+"""From a spec's dimensions to Optuna: distributions, samplers and budgets, in one place.
+
+Every method is an Optuna sampler on a per-arm study (`optuna`: seeded TPE, `random`: seeded
+random sampling, `grid`: every combination), so all three share one searcher and one record of
+what was tried. In a grid the training seed is one more dimension; otherwise trial k of an arm
+trains with seed `seeds[k % len(seeds)]`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+
+from .spec import Choice, Dimension, Range, SweepSpec
+
+SEED = "seed"  # the grid's extra dimension
+
+
+def distributions(dims: dict[str, Dimension]) -> dict[str, BaseDistribution]:
+    """Optuna distributions of the searched dimensions (fixed values are not searched)."""
+    out: dict[str, BaseDistribution] = {}
+    for name, dim in dims.items():
+        if isinstance(dim, Range):
+            out[name] = FloatDistribution(dim.low, dim.high, log=dim.log)
+        elif isinstance(dim, Choice):
+            out[name] = CategoricalDistribution(dim.choices)
+    return out
+
+
+def fixed_values(dims: dict[str, Dimension]) -> dict[str, float]:
+    return {name: dim for name, dim in dims.items() if not isinstance(dim, (Range, Choice))}
+
+
+def grid(dims: dict[str, Dimension], seeds: list[int]) -> dict[str, list[Any]]:
+    """The grid sampler's search space: every choice, and the seeds."""
+    space = {name: list(dim.choices) for name, dim in dims.items() if isinstance(dim, Choice)}
+    space[SEED] = list(seeds)
+    return space
+
+
+def arm_budget(spec: SweepSpec, rule: str) -> int:
+    """Trials of one arm: the grid's size, or `trials_per_arm` (the same for every arm)."""
+    if spec.search.method == "grid":
+        return math.prod(len(values) for values in grid(spec.space_for(rule), spec.seeds).values())
+    return spec.search.trials_per_arm
+
+
+def sampler(spec: SweepSpec, rule: str, arm_index: int) -> optuna.samplers.BaseSampler:
+    seed = spec.search.seed + arm_index  # each arm seeded, and differently
+    if spec.search.method == "grid":
+        return optuna.samplers.GridSampler(grid(spec.space_for(rule), spec.seeds), seed=seed)
+    if spec.search.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # Constant liar keeps parallel trials of one arm from proposing the same point (Optuna 5
+    # default); a short random start-up so small budgets still get a modelled search.
+    startup = min(10, max(1, spec.search.trials_per_arm // 3))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
+
+
+def suggested_distributions(spec: SweepSpec, rule: str) -> dict[str, BaseDistribution]:
+    """What a trial of this arm asks its study for (the grid asks for the seed too)."""
+    dists = distributions(spec.space_for(rule))
+    if spec.search.method == "grid":
+        dists[SEED] = CategoricalDistribution(list(spec.seeds))
+    return dists

@@ -1,0 +1,310 @@
+"""SweepSpec: what a sweep compares, how it searches, where it runs and logs. Loaded from YAML.
+
+An arm is one (model, update rule) pair. Every arm gets the same trial budget and its own search
+over the space (per-rule overrides allowed, e.g. a ten times larger rho range for ASAM), so the
+comparison is fair (issue 4, "Fair comparison by arms"). Errors name the field path, e.g.
+`search.space.rho.low: must be > 0 for a log range`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+
+from trainers.config import TrainConfig, describe_errors
+from trainers.models import get_model_info
+from trainers.optim import get_rule, list_optimizers
+
+SEARCHABLE = ("lr", "rho", "eta", "momentum", "weight_decay")  # TrainConfig fields a space may vary
+ARM_FIELDS = ("dataset", "model", "optimizer", "seed")  # set per arm or per trial, not in `train`
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run; `problems` holds one `field.path: message` line each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Range(_Strict):
+    """A continuous range, sampled uniformly (or log-uniformly with `log: true`)."""
+
+    low: float = Field(description="lower bound, in the field's unit")
+    high: float = Field(description="upper bound, in the field's unit")
+    log: bool = Field(False, description="sample log-uniformly (needs low > 0)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.log and self.low <= 0:
+            raise ValueError("low: must be > 0 for a log range")
+        if self.high <= self.low:
+            raise ValueError(f"high: must be > low ({self.low})")
+        return self
+
+
+class Choice(_Strict):
+    """A finite set of values (the only kind a grid may use, with fixed values)."""
+
+    choices: list[float] = Field(min_length=1, description="the values, in the field's unit")
+
+
+def _dimension_kind(value: Any) -> str:
+    if isinstance(value, (Choice, Range)):
+        return type(value).__name__.lower()
+    if isinstance(value, dict):
+        return "choice" if "choices" in value else "range"
+    return "fixed"
+
+
+# A plain number is a fixed value, a mapping with `choices` a Choice, any other mapping a Range.
+Dimension = Annotated[
+    Union[Annotated[float, Tag("fixed")], Annotated[Range, Tag("range")], Annotated[Choice, Tag("choice")]],
+    Discriminator(_dimension_kind),
+]
+_DIMENSION_TAGS = ("fixed", "range", "choice")
+
+
+class Search(_Strict):
+    method: Literal["optuna", "grid", "random"] = Field(
+        "optuna", description="optuna: seeded TPE per arm; random: seeded random sampling; grid: every combination"
+    )
+    trials_per_arm: int | None = Field(
+        None, ge=1, description="trials each arm runs (required for optuna/random; a grid runs all its points)"
+    )
+    space: dict[str, Dimension] = Field(default_factory=dict, description="lr, rho, ... : range, choices or fixed value")
+    overrides: dict[str, dict[str, Dimension]] = Field(
+        default_factory=dict, description="per update rule, dimensions replacing those of `space`"
+    )
+    seed: int = Field(0, ge=0, description="seed of the samplers (each arm's sampler is seeded from it)")
+
+    @field_validator("space")
+    @classmethod
+    def _searchable(cls, space: dict) -> dict:
+        for name in space:
+            if name not in SEARCHABLE:
+                raise ValueError(f"{name}: not searchable; use one of {', '.join(SEARCHABLE)}")
+        return space
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_rules(cls, overrides: dict) -> dict:
+        for rule, space in overrides.items():
+            if rule not in list_optimizers():
+                raise ValueError(f"{rule}: unknown update rule; known: {', '.join(list_optimizers())}")
+            cls._searchable(space)
+        return overrides
+
+    @model_validator(mode="after")
+    def _budget(self) -> Search:
+        if self.method != "grid" and self.trials_per_arm is None:
+            raise ValueError(f"trials_per_arm: required for method {self.method}")
+        if self.method == "grid":
+            for where, space in [("space", self.space), *((f"overrides.{r}", s) for r, s in self.overrides.items())]:
+                for name, dim in space.items():
+                    if isinstance(dim, Range):
+                        raise ValueError(f"{where}.{name}: a grid needs choices or a fixed value, not a range")
+        return self
+
+
+class Asha(_Strict):
+    """Early stopping by ASHA on val_acc; stopped trials count as pruned in their arm's study."""
+
+    grace_period: int = Field(1, ge=1, description="epochs every trial runs before it may be stopped")
+    reduction_factor: float = Field(3.0, gt=1, description="fraction 1/reduction_factor of trials promoted per rung")
+
+
+class Resources(_Strict):
+    cpus: float = Field(1.0, gt=0, description="CPU cores per trial (also its PyTorch thread count, rounded up)")
+    gpu: float = Field(0.0, ge=0, le=1, description="fraction of one GPU per trial; 0.5 puts two trials on a card")
+
+
+class Tracking(_Strict):
+    mlflow_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI (a SQLite file or a server URL)")
+    optuna_storage: str = Field(
+        "sqlite:///optuna.db", description="database URL of the Optuna studies (never MLflow's database)"
+    )
+
+    @model_validator(mode="after")
+    def _separate_databases(self) -> Tracking:
+        # MLflow and Optuna both keep an alembic_version table: one database cannot hold both.
+        if self.mlflow_uri == self.optuna_storage:
+            raise ValueError("optuna_storage: must not be MLflow's database (both use alembic_version)")
+        return self
+
+
+class Checkpoints(_Strict):
+    path: Path = Field(Path("sweeps"), description="folder of Ray Tune's results and trial checkpoints (shared on a cluster)")
+    every: int = Field(1, ge=1, description="checkpoint every this many epochs")
+
+
+class SweepSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="sweep name: MLflow experiment, Ray run, studies")
+    dataset: str = Field(description="data set registry key")
+    models: list[str] = Field(min_length=1, description="model registry keys to compare")
+    optimizers: list[str] = Field(min_length=1, description="update rules to compare")
+    train: dict[str, Any] = Field(default_factory=dict, description="fixed TrainConfig fields for every trial")
+    search: Search = Field(default_factory=lambda: Search(trials_per_arm=1), description="the search per arm")
+    seeds: list[int] = Field([0], min_length=1, description="training seeds: a grid runs each; optuna/random cycle through them")
+    scheduler: Asha | None = Field(None, description="optional early stopping (ASHA)")
+    resources: Resources = Field(default_factory=Resources, description="what each trial asks of the cluster")
+    tracking: Tracking = Field(default_factory=Tracking, description="where runs and studies are stored")
+    checkpoints: Checkpoints = Field(default_factory=Checkpoints, description="where checkpoints go")
+    retries: int = Field(1, ge=0, description="times a failed trial is retried from its last checkpoint")
+    max_concurrent: int = Field(0, ge=0, description="trials running at once (0: as many as resources allow)")
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: list[str]) -> list[str]:
+        for name in models:
+            get_model_info(name)
+        return models
+
+    @field_validator("optimizers")
+    @classmethod
+    def _known_optimizers(cls, rules: list[str]) -> list[str]:
+        for name in rules:
+            get_rule(name)
+        return rules
+
+    @field_validator("train")
+    @classmethod
+    def _train_fields(cls, train: dict) -> dict:
+        for key in train:
+            if key in ARM_FIELDS:
+                raise ValueError(f"{key}: set by the spec's {key}s/seeds, not in train")
+        return train
+
+    @model_validator(mode="after")
+    def _fixed_or_searched(self) -> SweepSpec:
+        searched = set(self.search.space).union(*self.search.overrides.values())
+        for key in sorted(searched & set(self.train)):
+            raise ValueError(f"train.{key}: also in the search space; keep one of the two")
+        return self
+
+    def resolved(self) -> SweepSpec:
+        """The same spec with every local path absolute (data, checkpoints, SQLite files), so
+        trials, whose working folder Ray changes, and a later `sweep resume` find them."""
+        train = {**self.train, "data_dir": str(Path(self.train.get("data_dir", "data")).resolve())}
+        tracking = {
+            key: _absolute_sqlite(getattr(self.tracking, key)) for key in ("mlflow_uri", "optuna_storage")
+        }
+        checkpoints = {"path": self.checkpoints.path.resolve()}
+        return self.model_copy(
+            update={
+                "train": train,
+                "tracking": self.tracking.model_copy(update=tracking),
+                "checkpoints": self.checkpoints.model_copy(update=checkpoints),
+            }
+        )
+
+    def arms(self) -> list[tuple[str, str]]:
+        """(model, update rule) pairs, in the spec's order."""
+        return [(model, rule) for model in self.models for rule in self.optimizers]
+
+    def space_for(self, rule: str) -> dict[str, Dimension]:
+        """The arm's dimensions: `space` with the rule's overrides, without the hyperparameters the
+        rule does not read (SGD's rho would only waste its budget)."""
+        unused = {"rho", "eta"} - set(get_rule(rule).uses)
+        merged = {**self.search.space, **self.search.overrides.get(rule, {})}
+        return {name: dim for name, dim in merged.items() if name not in unused}
+
+    def train_config(self, model: str, rule: str, seed: int, point: dict[str, float]) -> TrainConfig:
+        """The TrainConfig of one trial; its PyTorch threads default to the cores it holds."""
+        threads = {"num_threads": max(1, math.ceil(self.resources.cpus))}
+        return TrainConfig(**{**threads, **self.train, **point}, dataset=self.dataset, model=model, optimizer=rule, seed=seed)
+
+    @model_validator(mode="after")
+    def _trials_are_valid(self) -> SweepSpec:
+        """Every arm's trials validate as TrainConfig (checked at the corners of its space)."""
+        for model, rule in self.arms():
+            for corner in ("low", "high"):
+                point = {name: _corner(dim, corner) for name, dim in self.space_for(rule).items()}
+                try:
+                    self.train_config(model, rule, self.seeds[0], point)
+                except ValidationError as err:
+                    lines = [_train_path(line, point) for line in describe_errors(err)]
+                    raise ValueError("; ".join(lines) + f" (arm {model}/{rule})") from None
+        return self
+
+
+def _absolute_sqlite(uri: str) -> str:
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
+
+
+def _corner(dim: Dimension, which: str) -> float:
+    if isinstance(dim, Range):
+        return getattr(dim, which)
+    if isinstance(dim, Choice):
+        return (min if which == "low" else max)(dim.choices)
+    return dim
+
+
+def _train_path(line: str, point: dict) -> str:
+    field = line.split(":", 1)[0]
+    return f"search.space.{line}" if field in point else f"train.{line}"
+
+
+def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read a YAML spec, apply `--set a.b=value` overrides, validate. Raises SpecError."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise SpecError([f"{path}: {err.strerror}"]) from None
+    except yaml.YAMLError as err:
+        raise SpecError([f"{path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
+    if not isinstance(raw, dict):
+        raise SpecError([f"{path}: expected a mapping of spec fields"])
+    for item in overrides:
+        apply_override(raw, item)
+    return validate_spec(raw)
+
+
+def apply_override(raw: dict, item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise SpecError([f"--set {item}: expected key=value, e.g. search.trials_per_arm=2"])
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SpecError([f"--set {item}: {part} is not a mapping"])
+    try:
+        node[leaf] = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise SpecError([f"--set {item}: value is not valid YAML"]) from None
+
+
+def validate_spec(raw: dict) -> SweepSpec:
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError([_nest(line) for line in describe_errors(err)]) from None
+
+
+def _nest(line: str) -> str:
+    """pydantic reports a model-level error at its parent's path with the field in the message
+    (`search.space.rho: low: must be > 0`); join the two into one path."""
+    path, _, message = line.partition(": ")
+    # the union's tag is no part of the path a user wrote
+    path = ".".join(part for part in path.split(".") if part not in _DIMENSION_TAGS)
+    inner, sep, rest = message.partition(": ")
+    if sep and all(part.isidentifier() for part in inner.split(".")):
+        return f"{path}.{inner}: {rest}"
+    return f"{path}: {message}"
+
+
+def dump_spec(spec: SweepSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

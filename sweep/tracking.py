@@ -1,0 +1,152 @@
+"""MLflow: one experiment per sweep, a parent run per sweep, a child run per trial, every epoch once.
+
+`MlflowTracking` is a Ray Tune callback that runs in the driver: trials only report to Tune,
+and this is the one writer to the tracking store (a SQLite file locks under parallel writers).
+A trial's epochs go out as one `log_batch` request per epoch with `step=epoch`. A retried or
+resumed trial replays epochs after its last checkpoint; those already logged are skipped, so
+no (metric, step) point is ever written twice (issue 4, "Exactly once").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+
+from .spec import SweepSpec, dump_spec
+
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s")
+PARENT_TAG, TRIAL_TAG, ARM_TAG = "sweep.role", "ray.trial_id", "sweep.arm"
+# MLflow 3's UI opens an experiment in its GenAI view unless it is marked as model training.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+class SweepTracker:
+    """The sweep's MLflow records, found again by their tags after a driver restart."""
+
+    def __init__(self, spec: SweepSpec):
+        self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec)
+        self._summary = {
+            "dataset": spec.dataset,
+            "models": ",".join(spec.models),
+            "optimizers": ",".join(spec.optimizers),
+            "method": spec.search.method,
+            "trials_per_arm": str(spec.search.trials_per_arm),
+            "seeds": ",".join(map(str, spec.seeds)),
+        }
+        self._reset()
+
+    def _reset(self) -> None:
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._parent: str | None = None
+        self._runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
+        self._logged: dict[str, int] = {}  # Ray trial id -> last epoch in MLflow
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks; clients reconnect
+        state = dict(self.__dict__)
+        for key in ("_client", "_experiment_id", "_parent", "_runs", "_logged"):
+            state[key] = {} if key in ("_runs", "_logged") else None
+        return state
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.sweep)
+            self._experiment_id = found.experiment_id if found else self.client.create_experiment(self.sweep, tags=EXPERIMENT_KIND)
+        return self._experiment_id
+
+    def _find(self, tag: str, value: str) -> str | None:
+        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1)
+        return runs[0].info.run_id if runs else None
+
+    @property
+    def parent(self) -> str:
+        if self._parent is None:
+            self._parent = self._find(PARENT_TAG, "parent")
+        if self._parent is None:
+            run = self.client.create_run(self.experiment_id, run_name=f"{self.sweep} (sweep)", tags={PARENT_TAG: "parent"})
+            self._parent = run.info.run_id
+            self.client.log_batch(self._parent, params=[Param(k, v) for k, v in self._summary.items()])
+            self.client.log_text(self._parent, self._spec_yaml, "sweep_spec.yaml")
+        return self._parent
+
+    def child(self, trial_id: str, config: dict[str, Any]) -> str:
+        """The trial's run: found by its Ray trial id, or created under the parent."""
+        if trial_id in self._runs:
+            return self._runs[trial_id]
+        run_id = self._find(TRIAL_TAG, trial_id)
+        if run_id is None:
+            train = config["train"]
+            name = f"{train['optimizer']} {train['model']} {trial_id.split('_')[-1]}"
+            tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id, ARM_TAG: config["arm"]}
+            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+            params = [Param(key, str(value)) for key, value in sorted(train.items())]
+            self.client.log_batch(run_id, params=params)
+            self._logged[trial_id] = 0
+        else:
+            history = self.client.get_metric_history(run_id, "val_acc")
+            self._logged[trial_id] = max((m.step for m in history), default=0)
+        self._runs[trial_id] = run_id
+        return run_id
+
+    def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> bool:
+        """Log one epoch's curves in one request; False when that epoch is already there."""
+        run_id, epoch = self.child(trial_id, config), int(result["epoch"])
+        if epoch <= self._logged[trial_id]:
+            return False
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(k, float(result[k]), stamp, epoch) for k in CURVES if k in result]
+        tags = []
+        if self._logged[trial_id] == 0:  # where the trial ran, once
+            tags = [RunTag("node", str(result.get("hostname", ""))), RunTag("node_ip", str(result.get("node_ip", ""))), RunTag("gpu", str(result.get("gpu", "")))]
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        self._logged[trial_id] = epoch
+        return True
+
+    def end_trial(self, trial_id: str, config: dict[str, Any], outcome: str) -> None:
+        run_id = self.child(trial_id, config)
+        self.client.set_tag(run_id, "sweep.outcome", outcome)
+        self.client.set_terminated(run_id, "FAILED" if outcome == "failed" else "FINISHED")
+
+    def finish(self, best: dict[str, dict[str, Any]]) -> None:
+        """Record each arm's best trial (final val_acc, test_acc, lr, rho) on the parent run and close it."""
+        stamp = int(time.time() * 1000)
+        metrics = [
+            Metric(f"best/{arm}/{key}", float(value), stamp, 0)
+            for arm, values in best.items()
+            for key, value in {**values, "lr": values["train"]["lr"], "rho": values["train"]["rho"]}.items()
+            if isinstance(value, (int, float)) and math.isfinite(value)
+        ]
+        self.client.log_batch(self.parent, metrics=metrics)
+        self.client.set_terminated(self.parent, "FINISHED")
+
+
+class MlflowTracking(Callback):
+    """Ray Tune callback feeding a SweepTracker from the driver."""
+
+    def __init__(self, tracker: SweepTracker):
+        self.tracker = tracker
+
+    def setup(self, **info) -> None:
+        _ = self.tracker.parent  # the parent exists before the first child
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.tracker.log_epoch(trial.trial_id, trial.config, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        status = (trial.last_result or {}).get("status", "running")
+        self.tracker.end_trial(trial.trial_id, trial.config, "stopped early" if status == "running" else status)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.tracker.end_trial(trial.trial_id, trial.config, "failed")

@@ -1,0 +1,63 @@
+"""The Ray trial: validate the config once, restore the checkpoint if any, call trainers.fit.
+
+Each epoch's metrics go to Ray Tune with `tune.report`, with a checkpoint every `checkpoint_every`
+epochs and at the end, so a retried or resumed trial continues from its last checkpoint. MLflow
+logging happens in the driver (sweep/tracking.py), which keeps the SQLite store single-writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from trainers.config import TrainConfig
+from trainers.train import fit
+
+STATE_FILE = "state.pt"
+# Test hook for the retry path (issue 4): "EPOCH:MARKER_FILE" makes the first attempt that
+# reaches EPOCH fail once, after its checkpoint of the previous epoch, leaving MARKER_FILE behind.
+FAULT_ENV = "SWEEP_INJECT_FAULT"
+
+
+def _maybe_fail(epoch: int) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    at, _, marker = spec.partition(":")
+    if epoch == int(at) and not Path(marker).exists():
+        Path(marker).touch()
+        raise RuntimeError(f"injected fault at epoch {epoch} ({FAULT_ENV})")
+
+
+def gpu_name() -> str:
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint in the terminal
+    cfg = TrainConfig.model_validate(config["train"])
+    every = config.get("checkpoint_every", 1)
+    state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(Path(folder) / STATE_FILE, weights_only=True)
+    card = gpu_name()
+
+    def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        _maybe_fail(metrics["epoch"])
+        metrics = {**metrics, "gpu": card}
+        if metrics["epoch"] % every and metrics["status"] == "running":
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(state, Path(folder) / STATE_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    fit(cfg, report, state)

@@ -1,0 +1,143 @@
+"""Build and run the sweep's Tuner: one Tune run over all arms, resumable by name.
+
+Resources per trial, the failure policy (retry from the last checkpoint), the optional ASHA
+scheduler, the arm-by-arm Optuna searcher and the MLflow and progress callbacks are all set here
+(ARCHITECTURE.md: the tuner's API in one file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import ray
+from ray import tune
+
+from . import space
+from .progress import Progress
+from .search import METRIC, MODE, ArmSearcher, arm_key
+from .spec import SpecError, SweepSpec, dump_spec, load_spec
+from .tracking import MlflowTracking, SweepTracker
+from .trainable import train_trial
+
+SPEC_FILE = "sweep_spec.yaml"
+
+
+@dataclass
+class Outcome:
+    name: str
+    interrupted: bool
+    best: dict[str, dict] = field(default_factory=dict)  # arm -> final metrics and settings of its best trial
+    failed: int = 0
+
+
+def sweep_dir(spec: SweepSpec) -> Path:
+    return spec.checkpoints.path / spec.name
+
+
+def _quiet() -> None:
+    """Keep the terminal for the sweep's own progress lines."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # one checkpoint per epoch of short trials makes Tune warn about snapshot frequency
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None) -> Iterator[None]:
+    """Connect to the cluster at `address` (or $RAY_ADDRESS), else start a local Ray; shut it
+    down on the way out, so the command's workers end with it."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        # address="local": never attach to a stale cluster record (PLATFORM_NOTES.md); no dashboard
+        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _trainable(spec: SweepSpec):
+    resources = tune.PlacementGroupFactory([{"CPU": spec.resources.cpus, "GPU": spec.resources.gpu}])
+    return tune.with_resources(train_trial, resources)
+
+
+def _trial_name(trial) -> str:
+    return f"{trial.config['arm'].replace('/', '-')}-{trial.trial_id}"
+
+
+def _budget(spec: SweepSpec) -> dict[str, int]:
+    return {arm_key(m, r): space.arm_budget(spec, r) for m, r in spec.arms()}
+
+
+def run_sweep(spec: SweepSpec) -> Outcome:
+    """Start a new sweep in the current Ray session; its name must be new in the checkpoint folder."""
+    folder = sweep_dir(spec)
+    if folder.exists():
+        raise SpecError([f"name: sweep {spec.name!r} already exists in {folder}; `sweep resume {spec.name}` continues it"])
+    _quiet()
+    folder.mkdir(parents=True)
+    (folder / SPEC_FILE).write_text(dump_spec(spec))  # what `sweep resume` reads
+    tracker = SweepTracker(spec)
+    budget = _budget(spec)
+    scheduler = None
+    if spec.scheduler is not None:
+        epochs = spec.train_config(*spec.arms()[0], spec.seeds[0], {}).epochs
+        scheduler = tune.schedulers.ASHAScheduler(
+            time_attr="epoch", max_t=epochs, grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor
+        )
+    tuner = tune.Tuner(
+        _trainable(spec),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            search_alg=ArmSearcher(spec),
+            scheduler=scheduler,
+            num_samples=sum(budget.values()),
+            max_concurrent_trials=spec.max_concurrent or None,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(spec.checkpoints.path),
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[MlflowTracking(tracker), Progress(budget)],
+            verbose=0,
+        ),
+    )
+    return _conclude(spec, tracker, budget, tuner.fit())
+
+
+def resume_sweep(name: str, storage: Path) -> Outcome:
+    """Continue an interrupted sweep: same studies, finished trials kept, unfinished ones resumed."""
+    folder = Path(storage).resolve() / name
+    if not (folder / SPEC_FILE).exists() or not tune.Tuner.can_restore(str(folder)):
+        raise SpecError([f"name: no sweep {name!r} to resume in {folder.parent}"])
+    spec = load_spec(folder / SPEC_FILE)
+    _quiet()
+    tuner = tune.Tuner.restore(str(folder), trainable=_trainable(spec), resume_unfinished=True, resume_errored=True)
+    return _conclude(spec, SweepTracker(spec), _budget(spec), tuner.fit())
+
+
+def _conclude(spec: SweepSpec, tracker: SweepTracker, budget: dict[str, int], results: tune.ResultGrid) -> Outcome:
+    outcome = Outcome(spec.name, interrupted=results.num_terminated + results.num_errors < sum(budget.values()))
+    outcome.failed = results.num_errors
+    for result in results:
+        metrics = result.metrics or {}
+        if metrics.get("status") != "finished" or not result.config:
+            continue
+        arm = result.config["arm"]
+        if arm not in outcome.best or metrics[METRIC] > outcome.best[arm][METRIC]:
+            train = result.config["train"]
+            outcome.best[arm] = {**{k: metrics[k] for k in ("val_acc", "test_acc", "epoch")}, "train": train}
+    if not outcome.interrupted:
+        tracker.finish(outcome.best)
+    return outcome
