@@ -8,14 +8,12 @@ from typing import TextIO
 from ray.tune import Callback
 
 from .search import METRIC
+from .tracking import searched
 
 
 def settings(train: dict) -> str:
     """The searched settings worth printing: lr, and rho/eta where the rule reads them."""
-    from trainers.optim import get_rule
-
-    keys = ("lr", *get_rule(train["optimizer"]).uses)
-    return ", ".join(f"{key} {train[key]:.3g}" for key in keys)
+    return ", ".join(f"{key} {value:.3g}" for key, value in searched(train).items())
 
 
 class Progress(Callback):

@@ -19,6 +19,13 @@ from ray.tune import Callback
 
 from .spec import SweepSpec, dump_spec
 
+
+def searched(train: dict[str, Any]) -> dict[str, float]:
+    """lr, and rho/eta where the trial's rule reads them."""
+    from trainers.optim import get_rule
+
+    return {key: train[key] for key in ("lr", *get_rule(train["optimizer"]).uses)}
+
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s")
 PARENT_TAG, TRIAL_TAG, ARM_TAG = "sweep.role", "ray.trial_id", "sweep.arm"
 # MLflow 3's UI opens an experiment in its GenAI view unless it is marked as model training.
@@ -109,7 +116,8 @@ class SweepTracker:
         metrics = [Metric(k, float(result[k]), stamp, epoch) for k in CURVES if k in result]
         tags = []
         if self._logged[trial_id] == 0:  # where the trial ran, once
-            tags = [RunTag("node", str(result.get("hostname", ""))), RunTag("node_ip", str(result.get("node_ip", ""))), RunTag("gpu", str(result.get("gpu", "")))]
+            where = {"node": "hostname", "node_ip": "node_ip", "gpu": "gpu", "cuda_visible_devices": "cuda_visible_devices"}
+            tags = [RunTag(tag, str(result.get(key, ""))) for tag, key in where.items()]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
         self._logged[trial_id] = epoch
         return True
@@ -125,7 +133,7 @@ class SweepTracker:
         metrics = [
             Metric(f"best/{arm}/{key}", float(value), stamp, 0)
             for arm, values in best.items()
-            for key, value in {**values, "lr": values["train"]["lr"], "rho": values["train"]["rho"]}.items()
+            for key, value in {**values, **searched(values["train"])}.items()
             if isinstance(value, (int, float)) and math.isfinite(value)
         ]
         self.client.log_batch(self.parent, metrics=metrics)

@@ -20,19 +20,20 @@ from trainers.config import TrainConfig
 from trainers.train import fit
 
 STATE_FILE = "state.pt"
-# Test hook for the retry path (issue 4): "EPOCH:MARKER_FILE" makes the first attempt that
-# reaches EPOCH fail once, after its checkpoint of the previous epoch, leaving MARKER_FILE behind.
-FAULT_ENV = "SWEEP_INJECT_FAULT"
+# Test hook for the retry path (issue 4): when the file this variable names exists and holds an
+# epoch number, the first trial to finish that epoch deletes the file and fails before reporting.
+FAULT_ENV = "SWEEP_FAULT_FILE"
 
 
 def _maybe_fail(epoch: int) -> None:
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
+    plan = Path(os.environ.get(FAULT_ENV, "")) if os.environ.get(FAULT_ENV) else None
+    if plan is None or not plan.exists() or plan.read_text().strip() != str(epoch):
         return
-    at, _, marker = spec.partition(":")
-    if epoch == int(at) and not Path(marker).exists():
-        Path(marker).touch()
-        raise RuntimeError(f"injected fault at epoch {epoch} ({FAULT_ENV})")
+    try:
+        plan.unlink()  # one fault only, even with trials in parallel
+    except FileNotFoundError:
+        return
+    raise RuntimeError(f"injected fault after epoch {epoch} ({FAULT_ENV})")
 
 
 def gpu_name() -> str:
@@ -49,10 +50,16 @@ def train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as folder:
             state = torch.load(Path(folder) / STATE_FILE, weights_only=True)
     card = gpu_name()
+    restored = state["epoch"] if state is not None else 0  # in each result, to tell resume from restart
 
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
         _maybe_fail(metrics["epoch"])
-        metrics = {**metrics, "gpu": card}
+        metrics = {
+            **metrics,
+            "restored_from_epoch": restored,
+            "gpu": card,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        }
         if metrics["epoch"] % every and metrics["status"] == "running":
             tune.report(metrics)
             return

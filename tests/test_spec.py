@@ -1,0 +1,95 @@
+"""Sweep specs: every shipped spec loads, bad specs are refused with the field path, arms are fair."""
+
+from pathlib import Path
+
+import pytest
+
+from sweep import cli
+from sweep.space import arm_budget, distributions, grid
+from sweep.spec import Range, SpecError, load_spec, validate_spec
+
+SPECS = sorted((Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
+
+
+def minimal(**overrides):
+    spec = {
+        "name": "t",
+        "dataset": "digits",
+        "models": ["small_cnn"],
+        "optimizers": ["sgd", "sam", "asam"],
+        "train": {"epochs": 2},
+        "search": {"method": "optuna", "trials_per_arm": 3, "space": {"lr": {"low": 0.01, "high": 1, "log": True}, "rho": {"low": 0.01, "high": 0.5}}},
+    }
+    spec.update(overrides)
+    return spec
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_shipped_spec_loads_and_names_its_command(path):
+    spec = load_spec(path)
+    assert path.read_text().splitlines()[0] == f"# sweep run search_spaces/{path.name}"
+    assert all(arm_budget(spec, rule) >= 1 for _, rule in spec.arms())
+
+
+def test_the_shipped_specs_exist():
+    names = {p.name for p in SPECS}
+    assert {"quickstart.yaml", "paper_cifar10_table2.yaml", "paper_cifar100_table3.yaml", "paper_finetune_table4.yaml", "cifar10_rho_lr.yaml"} <= names
+
+
+def test_every_arm_gets_the_same_budget_and_only_its_own_dimensions():
+    spec = validate_spec(minimal(search={**minimal()["search"], "overrides": {"asam": {"rho": {"low": 0.1, "high": 5, "log": True}}}}))
+    assert [arm_budget(spec, r) for _, r in spec.arms()] == [3, 3, 3]
+    assert set(spec.space_for("sgd")) == {"lr"}  # SGD reads no rho: none of its budget goes there
+    assert spec.space_for("sam")["rho"] == Range(low=0.01, high=0.5)
+    assert spec.space_for("asam")["rho"] == Range(low=0.1, high=5, log=True)
+    assert distributions(spec.space_for("asam"))["rho"].log
+
+
+def test_grid_runs_every_combination_with_every_seed():
+    spec = validate_spec(
+        minimal(search={"method": "grid", "space": {"lr": {"choices": [0.1, 0.01]}, "rho": 0.05}}, seeds=[0, 1, 2])
+    )
+    assert arm_budget(spec, "sam") == 6 and arm_budget(spec, "sgd") == 6
+    assert grid(spec.space_for("sam"), spec.seeds) == {"lr": [0.1, 0.01], "seed": [0, 1, 2]}
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        ({"search": {"method": "optuna", "trials_per_arm": 2, "space": {"rho": {"low": 0, "high": 1, "log": True}}}}, "search.space.rho.low: must be > 0 for a log range"),
+        ({"search": {"method": "optuna", "trials_per_arm": 2, "space": {"lr": {"low": 1, "high": 0.5}}}}, "search.space.lr.high: must be > low"),
+        ({"search": {"method": "optuna", "space": {}}}, "search.trials_per_arm: required for method optuna"),
+        ({"search": {"method": "grid", "space": {"lr": {"low": 0.1, "high": 1}}}}, "search.space.lr: a grid needs choices"),
+        ({"search": {"method": "optuna", "trials_per_arm": 1, "space": {"batch_size": 3}}}, "search.space.batch_size: not searchable"),
+        ({"search": {"method": "optuna", "trials_per_arm": 1, "overrides": {"adam": {}}}}, "search.overrides.adam: unknown update rule"),
+        ({"optimizers": ["sgd", "lion"]}, "optimizers: unknown update rule 'lion'"),
+        ({"models": ["resnet19"]}, "models: unknown model 'resnet19'"),
+        ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
+        ({"train": {"lr": 0.1}}, "train.lr: also in the search space"),
+        ({"train": {"optimizer": "sgd"}}, "train.optimizer: set by the spec"),
+        ({"resources": {"gpu": 1.5}}, "resources.gpu: Input should be less than or equal to 1"),
+        ({"tracking": {"mlflow_uri": "sqlite:///x.db", "optuna_storage": "sqlite:///x.db"}}, "tracking.optuna_storage: must not be MLflow's database"),
+        ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
+        ({"name": "has space"}, "name: String should match pattern"),
+    ],
+)
+def test_bad_specs_name_the_field_path(change, line):
+    with pytest.raises(SpecError) as err:
+        validate_spec(minimal(**change))
+    assert any(problem.startswith(line) for problem in err.value.problems), err.value.problems
+
+
+def test_validate_command_exit_codes(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text("name: g\ndataset: digits\nmodels: [small_cnn]\noptimizers: [sgd, sam_gns]\nsearch: {trials_per_arm: 2}\n")
+    assert cli.main(["validate", str(good)]) == 0
+    assert "ok: g: 2 arms, 4 trials (optuna)" in capsys.readouterr().out
+
+    assert cli.main(["validate", str(good), "--set", "search.space.rho={low: 0, high: 1, log: true}", "--set", "train.batch_size=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["search.space.rho.low: must be > 0 for a log range"]
+
+    assert cli.main(["validate", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: No such file or directory" in capsys.readouterr().err
+    assert cli.main(["validate", str(good), "--set", "novalue"]) == 2
+    assert "--set novalue: expected key=value" in capsys.readouterr().err

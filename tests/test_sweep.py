@@ -1,0 +1,139 @@
+"""End-to-end sweeps on a real local Ray (logical GPUs), real MLflow (SQLite) and real Optuna.
+
+One Ray session for the module: starting Ray costs seconds (PLATFORM_NOTES.md).
+"""
+
+import json
+import os
+
+import optuna
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+
+from sweep.search import study_name
+from sweep.spec import validate_spec
+from sweep.trainable import FAULT_ENV
+from sweep.tune import run_sweep
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fault_file(tmp_path_factory):
+    return tmp_path_factory.mktemp("fault") / "plan"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session(fault_file):
+    # workers inherit the driver's environment at start: the fault hook is armed per test by
+    # writing the plan file, never by changing the environment later
+    os.environ[FAULT_ENV] = str(fault_file)
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+    del os.environ[FAULT_ENV]
+
+
+def tiny_spec(tmp_path, name, **overrides):
+    spec = {
+        "name": name,
+        "dataset": "digits",
+        "models": ["small_cnn"],
+        "optimizers": ["sgd", "sam_gns"],
+        "train": {"epochs": 2, "batch_size": 64, "model_options": {"width": 4}},
+        "search": {"method": "optuna", "trials_per_arm": 2, "space": {"lr": {"low": 0.01, "high": 0.5, "log": True}, "rho": {"low": 0.01, "high": 0.2, "log": True}}},
+        "resources": {"cpus": 1, "gpu": 0.5},
+        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
+        "checkpoints": {"path": str(tmp_path / "sweeps")},
+        "max_concurrent": 2,
+    }
+    spec.update(overrides)
+    return validate_spec(spec).resolved()
+
+
+def runs(spec):
+    client = MlflowClient(spec.tracking.mlflow_uri)
+    experiment = client.get_experiment_by_name(spec.name)
+    found = client.search_runs([experiment.experiment_id])
+    parents = [r for r in found if r.data.tags.get("sweep.role") == "parent"]
+    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    return client, experiment, parents, children
+
+
+def steps(client, run, key="test_acc"):
+    return sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+
+
+def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tmp_path):
+    spec = tiny_spec(tmp_path, "tiny")
+    outcome = run_sweep(spec)
+    assert not outcome.interrupted and outcome.failed == 0
+    assert set(outcome.best) == {"small_cnn/sgd", "small_cnn/sam_gns"}
+
+    client, experiment, parents, children = runs(spec)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (parent,) = parents
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["optimizers"] == "sgd,sam_gns"
+    assert "sweep_spec.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert parent.data.metrics["best/small_cnn/sam_gns/val_acc"] == outcome.best["small_cnn/sam_gns"]["val_acc"]
+
+    assert len(children) == 4
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"):
+            assert steps(client, child, key) == [1, 2], key  # every epoch exactly once
+        params = child.data.params
+        assert {"optimizer", "model", "dataset", "lr", "rho", "momentum", "weight_decay", "batch_size", "epochs", "seed"} <= set(params)
+        # each trial held half of one of the two logical GPUs Ray was given
+        assert child.data.tags["cuda_visible_devices"] in ("0", "1")
+        assert child.data.tags["ray.trial_id"] and child.data.tags["sweep.arm"].endswith(params["optimizer"])
+    assert sorted(c.data.tags["sweep.arm"] for c in children) == ["small_cnn/sam_gns"] * 2 + ["small_cnn/sgd"] * 2
+    assert len({c.data.params["lr"] for c in children}) == 4  # Optuna proposed four settings
+
+    storage = optuna.storages.RDBStorage(spec.tracking.optuna_storage)
+    for rule in ("sgd", "sam_gns"):
+        study = optuna.load_study(study_name=study_name("tiny", "small_cnn", rule), storage=storage)
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert len(complete) == 2
+        assert ("rho" in complete[0].params) == (rule == "sam_gns")  # SGD's budget never spent on rho
+        # the value Optuna saw is the trial's final validation accuracy, as logged
+        for trial in complete:
+            (child,) = [c for c in children if c.data.tags["ray.trial_id"] == trial.user_attrs["ray_trial_id"]]
+            assert trial.value == child.data.metrics["val_acc"]
+
+
+def test_a_failed_trial_is_retried_from_its_checkpoint_without_duplicate_epochs(tmp_path, fault_file):
+    # checkpoints every 2 epochs, fault after epoch 4: the retry restores epoch 2 and replays
+    # epoch 3, which MLflow already holds
+    spec = tiny_spec(
+        tmp_path, "faulty", optimizers=["sam_gns"], train={"epochs": 4, "batch_size": 64, "model_options": {"width": 4}},
+        search={"method": "optuna", "trials_per_arm": 1, "space": {"lr": 0.3, "rho": 0.05}},
+        checkpoints={"path": str(tmp_path / "sweeps"), "every": 2}, retries=1,
+    )
+    fault_file.write_text("4")
+    outcome = run_sweep(spec)
+    assert not fault_file.exists()  # the fault fired
+    assert outcome.failed == 0 and not outcome.interrupted
+
+    client, _, _, (child,) = runs(spec)
+    assert child.info.status == "FINISHED"
+    assert steps(client, child) == [1, 2, 3, 4]
+    assert steps(client, child, "val_acc") == [1, 2, 3, 4]
+
+    trial_dir = next((tmp_path / "sweeps" / "faulty").glob("small_cnn-sam_gns-*"))
+    results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+    assert [r["epoch"] for r in results] == [1, 2, 3, 4]
+    assert results[-1]["restored_from_epoch"] == 2  # resumed after epoch 2, not restarted
+    # the replayed epoch 3 is the epoch 3 MLflow already had: training is deterministic
+    (logged,) = [m.value for m in client.get_metric_history(child.info.run_id, "val_acc") if m.step == 3]
+    assert results[2]["val_acc"] == logged
+
+
+def test_a_sweep_name_is_not_reused(tmp_path):
+    spec = tiny_spec(tmp_path, "once", optimizers=["sgd"], search={"method": "grid", "space": {"lr": 0.1}})
+    run_sweep(spec)
+    with pytest.raises(ValueError, match="sweep resume once"):
+        run_sweep(spec)
