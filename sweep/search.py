@@ -124,7 +124,9 @@ class ArmSearcher(Searcher):
         if error or not result or METRIC not in result:
             study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
         elif result.get("status") == "running":
-            # stopped early by the scheduler: a low-fidelity value, recorded as pruned
+            # Stopped early by the scheduler: recorded as pruned, its last value as the value at
+            # that epoch (Tune does not pass the result that triggered the stop to on_trial_result).
+            self.on_trial_result(trial_id, result)
             study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
         else:  # finished, or diverged (its accuracy is a real, bad, result)
             study.tell(number, result[METRIC], skip_if_finished=True)

@@ -32,15 +32,17 @@ def validate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.overrides).resolved()
-    from .tune import ray_session, run_sweep
+    from .tune import check_new, ray_session, run_sweep
 
+    check_new(spec)  # bad input starts nothing
     with ray_session(args.address):
         return _finish(run_sweep(spec))
 
 
 def resume(args: argparse.Namespace) -> int:
-    from .tune import ray_session, resume_sweep
+    from .tune import find_sweep, ray_session, resume_sweep
 
+    find_sweep(args.name, args.storage)  # bad input starts nothing
     with ray_session(args.address):
         return _finish(resume_sweep(args.name, args.storage))
 

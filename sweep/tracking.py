@@ -32,6 +32,31 @@ PARENT_TAG, TRIAL_TAG, ARM_TAG = "sweep.role", "ray.trial_id", "sweep.arm"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
+def curve_points(result: dict[str, Any]) -> list[Metric]:
+    """One epoch's curves as MLflow metrics at `step=epoch`, for one `log_batch` request."""
+    stamp = int(time.time() * 1000)
+    return [Metric(key, float(result[key]), stamp, int(result["epoch"])) for key in CURVES if key in result]
+
+
+class RunLogger:
+    """MLflow logging of a single `sweep train` run (no sweep, no parent): a reporter for fit()."""
+
+    def __init__(self, uri: str, experiment: str, train: dict[str, Any]):
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment, tags=EXPERIMENT_KIND)
+        name = f"{train['optimizer']} {train['model']} (sweep train)"
+        self.run_id = self.client.create_run(experiment_id, run_name=name).info.run_id
+        self.client.log_batch(self.run_id, params=[Param(key, str(value)) for key, value in sorted(train.items())])
+
+    def __call__(self, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        self.client.log_batch(self.run_id, metrics=curve_points(metrics))
+
+    def end(self, status: str) -> None:
+        self.client.set_tag(self.run_id, "sweep.outcome", status)
+        self.client.set_terminated(self.run_id, "FINISHED" if status == "finished" else "FAILED")
+
+
 class SweepTracker:
     """The sweep's MLflow records, found again by their tags after a driver restart."""
 
@@ -98,8 +123,7 @@ class SweepTracker:
             name = f"{train['optimizer']} {train['model']} {trial_id.split('_')[-1]}"
             tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id, ARM_TAG: config["arm"]}
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
-            params = [Param(key, str(value)) for key, value in sorted(train.items())]
-            self.client.log_batch(run_id, params=params)
+            self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in sorted(train.items())])
             self._logged[trial_id] = 0
         else:
             history = self.client.get_metric_history(run_id, "val_acc")
@@ -112,13 +136,11 @@ class SweepTracker:
         run_id, epoch = self.child(trial_id, config), int(result["epoch"])
         if epoch <= self._logged[trial_id]:
             return False
-        stamp = int(time.time() * 1000)
-        metrics = [Metric(k, float(result[k]), stamp, epoch) for k in CURVES if k in result]
         tags = []
         if self._logged[trial_id] == 0:  # where the trial ran, once
             where = {"node": "hostname", "node_ip": "node_ip", "gpu": "gpu", "cuda_visible_devices": "cuda_visible_devices"}
             tags = [RunTag(tag, str(result.get(key, ""))) for tag, key in where.items()]
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        self.client.log_batch(run_id, metrics=curve_points(result), tags=tags)
         self._logged[trial_id] = epoch
         return True
 

@@ -25,6 +25,8 @@ class UsageError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file of TrainConfig fields (flags override it)")
+    parser.add_argument("--mlflow-uri", help="also log the run's params and curves to this MLflow store, e.g. sqlite:///mlflow.db")
+    parser.add_argument("--experiment", default="sweep-train", help="MLflow experiment for --mlflow-uri (default: sweep-train)")
     fields = parser.add_argument_group("training settings (TrainConfig; defaults are the paper's)")
     for name, field in TrainConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -83,12 +85,21 @@ def run(args: argparse.Namespace) -> int:
     # delay: a run that fails while loading data prints its error, not an empty bar
     bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"{cfg.optimizer} {cfg.model} {cfg.dataset}", delay=1.0, file=sys.stderr)
 
+    logger = None
+    if args.mlflow_uri:
+        from .tracking import RunLogger
+
+        logger = RunLogger(args.mlflow_uri, args.experiment, cfg.model_dump(mode="json"))
+
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        if logger is not None:
+            logger(metrics, state)
         bar.update(1)
         bar.set_postfix(
             loss=f"{metrics['train_loss']:.3f}", val=f"{metrics.get('val_acc', float('nan')):.1f}", test=f"{metrics['test_acc']:.1f}"
         )
 
+    final = {"status": "failed"}
     try:
         final = fit(cfg, report)
     except DataNotFoundError as err:
@@ -97,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     finally:
         bar.close()
+        if logger is not None:
+            logger.end(final["status"])
     val = f"val_acc {final['val_acc']:.2f}%, " if "val_acc" in final else ""
     print(
         f"{final['status']}: {cfg.optimizer} on {cfg.model}/{cfg.dataset}, {final['epoch']} epochs, "

@@ -76,11 +76,25 @@ def _budget(spec: SweepSpec) -> dict[str, int]:
     return {arm_key(m, r): space.arm_budget(spec, r) for m, r in spec.arms()}
 
 
-def run_sweep(spec: SweepSpec) -> Outcome:
-    """Start a new sweep in the current Ray session; its name must be new in the checkpoint folder."""
+def check_new(spec: SweepSpec) -> None:
+    """A new sweep's name must be new in its checkpoint folder (checked before Ray starts)."""
     folder = sweep_dir(spec)
     if folder.exists():
         raise SpecError([f"name: sweep {spec.name!r} already exists in {folder}; `sweep resume {spec.name}` continues it"])
+
+
+def find_sweep(name: str, storage: Path) -> tuple[Path, SweepSpec]:
+    """The folder and spec of a sweep to resume (checked before Ray starts)."""
+    folder = Path(storage).resolve() / name
+    if not (folder / SPEC_FILE).exists() or not tune.Tuner.can_restore(str(folder)):
+        raise SpecError([f"name: no sweep {name!r} to resume in {folder.parent}"])
+    return folder, load_spec(folder / SPEC_FILE)
+
+
+def run_sweep(spec: SweepSpec) -> Outcome:
+    """Start a new sweep in the current Ray session."""
+    check_new(spec)
+    folder = sweep_dir(spec)
     _quiet()
     folder.mkdir(parents=True)
     (folder / SPEC_FILE).write_text(dump_spec(spec))  # what `sweep resume` reads
@@ -118,10 +132,7 @@ def run_sweep(spec: SweepSpec) -> Outcome:
 
 def resume_sweep(name: str, storage: Path) -> Outcome:
     """Continue an interrupted sweep: same studies, finished trials kept, unfinished ones resumed."""
-    folder = Path(storage).resolve() / name
-    if not (folder / SPEC_FILE).exists() or not tune.Tuner.can_restore(str(folder)):
-        raise SpecError([f"name: no sweep {name!r} to resume in {folder.parent}"])
-    spec = load_spec(folder / SPEC_FILE)
+    folder, spec = find_sweep(name, storage)
     _quiet()
     tuner = tune.Tuner.restore(str(folder), trainable=_trainable(spec), resume_unfinished=True, resume_errored=True)
     return _conclude(spec, SweepTracker(spec), _budget(spec), tuner.fit())

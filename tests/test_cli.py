@@ -62,3 +62,23 @@ def test_unknown_key_in_yaml_is_named(tmp_path):
     result = run_cli("train", "--config", str(config))
     assert result.returncode == 2
     assert "learning_rate: Extra inputs are not permitted" in result.stderr
+
+
+def test_train_logs_to_mlflow_when_asked(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["--dataset", "digits", "--model", "small_cnn", "--optimizer", "ugd", "--lr", "0.5", "--epochs", "2", "--batch-size", "64"]
+    result = run_cli("train", *args, "--mlflow-uri", uri, "--experiment", "one-off")
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("one-off").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["optimizer"] == "ugd"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")] == [1, 2]
+
+
+def test_list_specs_shows_each_shipped_spec_with_its_command():
+    result = run_cli("list", "specs")
+    assert result.returncode == 0
+    assert "search_spaces/quickstart.yaml" in result.stdout
+    assert "sweep run search_spaces/paper_cifar10_table2.yaml" in result.stdout

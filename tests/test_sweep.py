@@ -137,3 +137,29 @@ def test_a_sweep_name_is_not_reused(tmp_path):
     run_sweep(spec)
     with pytest.raises(ValueError, match="sweep resume once"):
         run_sweep(spec)
+
+
+def test_asha_stops_weak_trials_and_optuna_records_them_as_pruned(tmp_path):
+    spec = tiny_spec(
+        tmp_path, "asha", optimizers=["sam_gns"], train={"epochs": 3, "batch_size": 64, "model_options": {"width": 4}},
+        search={"method": "optuna", "trials_per_arm": 6, "space": {"lr": {"low": 1e-4, "high": 1.0, "log": True}, "rho": 0.05}},
+        scheduler={"grace_period": 1, "reduction_factor": 2}, max_concurrent=1,
+    )
+    run_sweep(spec)
+    client, _, _, children_ = runs(spec)
+    study = optuna.load_study(study_name=study_name("asha", "small_cnn", "sam_gns"), storage=spec.tracking.optuna_storage)
+    by_trial = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert len(children_) == len(by_trial) == 6
+    pruned = 0
+    for child in children_:
+        epochs = steps(client, child)
+        trial = by_trial[child.data.tags["ray.trial_id"]]
+        if epochs == [1, 2, 3]:
+            assert child.data.tags["sweep.outcome"] == "finished" and trial.state == optuna.trial.TrialState.COMPLETE
+        else:
+            pruned += 1
+            assert epochs in ([1], [1, 2])
+            assert child.data.tags["sweep.outcome"] == "stopped early"
+            assert trial.state == optuna.trial.TrialState.PRUNED
+            assert sorted(trial.intermediate_values) == epochs  # what TPE learns from a pruned trial
+    assert pruned >= 1
