@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import sweep_cmd, train_cmd
+from . import sweep_cmd, train_cmd, ui_cmd
 from .spec import SpecError
 
 SPECS = Path(__file__).resolve().parent.parent / "search_spaces"  # shipped specs, in the checkout
@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cmd.add_resume_arguments(resume)
     sweep_cmd.add_cluster_arguments(resume)
     resume.set_defaults(handler=sweep_cmd.resume)
+
+    report = commands.add_parser("report", help="comparison table, differences and plots of a sweep, from MLflow")
+    sweep_cmd.add_report_arguments(report)
+    report.add_argument("--out", type=Path, help="folder for the report's files (default: reports/NAME)")
+    report.set_defaults(handler=sweep_cmd.report)
+
+    ui = commands.add_parser("ui", help="browse a sweep in the MLflow UI (served on 127.0.0.1)")
+    sweep_cmd.add_report_arguments(ui, name_required=False)
+    ui.add_argument("--port", type=int, default=5000, help="port of the local MLflow UI (default: 5000)")
+    ui.set_defaults(handler=ui_cmd.run)
 
     validate = commands.add_parser("validate", help="check a spec without starting anything")
     sweep_cmd.add_run_arguments(validate)

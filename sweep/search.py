@@ -36,6 +36,7 @@ class ArmSearcher(Searcher):
         super().__init__(metric=METRIC, mode=MODE)
         self._spec_json = spec.model_dump(mode="json")
         self._issued: dict[str, int] = {arm_key(m, r): 0 for m, r in spec.arms()}
+        self._confirmed: dict[str, int] = dict.fromkeys(self._issued, 0)  # confirmation trials issued
         self._trials: dict[str, tuple[str, int]] = {}  # Tune trial id -> (arm, Optuna trial number)
         self._told: set[str] = set()
         self._studies: dict[str, optuna.Study] = {}
@@ -49,10 +50,11 @@ class ArmSearcher(Searcher):
         return state
 
     def get_state(self) -> dict[str, Any]:
-        return {"issued": self._issued, "trials": self._trials, "told": self._told}
+        return {"issued": self._issued, "confirmed": self._confirmed, "trials": self._trials, "told": self._told}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._issued, self._trials, self._told = state["issued"], state["trials"], state["told"]
+        self._issued, self._confirmed = state["issued"], state["confirmed"]
+        self._trials, self._told = state["trials"], state["told"]
 
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_bytes(pickle.dumps(self.get_state()))
@@ -83,12 +85,34 @@ class ArmSearcher(Searcher):
     def budget(self) -> dict[str, int]:
         return {arm_key(m, r): space.arm_budget(self.spec, r) for m, r in self.spec.arms()}
 
+    def best_point(self, arm: str) -> dict[str, float] | None:
+        """The arm's best setting so far: the searched values whose completed trials have the
+        highest mean objective (a grid repeats each setting over seeds), with the fixed values."""
+        by_setting: dict[tuple, list[float]] = {}
+        for trial in self.study(arm).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            setting = tuple(sorted((k, v) for k, v in trial.params.items() if k != space.SEED))
+            by_setting.setdefault(setting, []).append(trial.value)
+        if not by_setting:
+            return None
+        best = max(by_setting, key=lambda setting: sum(by_setting[setting]) / len(by_setting[setting]))
+        return {**space.fixed_values(self.spec.space_for(arm.split("/")[1])), **dict(best)}
+
+    def _config(self, arm: str, phase: str, seed: int, point: dict[str, float], study_trial: int | None) -> dict[str, Any]:
+        model, rule = arm.split("/")
+        return {
+            "arm": arm,
+            "phase": phase,
+            "study_trial": study_trial,
+            "checkpoint_every": self.spec.checkpoints.every,
+            "train": self.spec.train_config(model, rule, seed, point).model_dump(mode="json"),
+        }
+
     # -- Searcher API -------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         budget = self.budget()
         open_arms = [arm for arm in self._issued if self._issued[arm] < budget[arm]]
         if not open_arms:
-            return Searcher.FINISHED
+            return self._suggest_confirmation(budget)
         arm = min(open_arms, key=lambda a: self._issued[a])  # fewest issued first, in spec order
         model, rule = arm.split("/")
         study = self.study(arm)
@@ -98,16 +122,32 @@ class ArmSearcher(Searcher):
         seed = point.pop(space.SEED, seeds[self._issued[arm] % len(seeds)])
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("ray_trial_id", trial_id)
-        cfg = self.spec.train_config(model, rule, seed, point)
+        config = self._config(arm, "search", seed, point, trial.number)
         self._issued[arm] += 1
         self._trials[trial_id] = (arm, trial.number)
         self._live[trial_id] = trial
-        return {
-            "arm": arm,
-            "study_trial": trial.number,
-            "checkpoint_every": self.spec.checkpoints.every,
-            "train": cfg.model_dump(mode="json"),
-        }
+        return config
+
+    def _suggest_confirmation(self, budget: dict[str, int]) -> dict[str, Any] | str | None:
+        """After an arm's search, its best setting again with `confirm_seeds` new seeds (issue 5).
+        Other arms' searches go on meanwhile; an arm with no completed trial confirms nothing."""
+        wanted = self.spec.confirm_seeds
+        waiting = False
+        for arm in sorted(self._issued, key=lambda a: self._confirmed[a]):
+            if self._confirmed[arm] >= wanted:
+                continue
+            told = sum(1 for trial_id, (a, _) in self._trials.items() if a == arm and trial_id in self._told)
+            if told < budget[arm]:
+                waiting = True  # its search is still running: its best setting is not known yet
+                continue
+            point = self.best_point(arm)
+            if point is None:
+                self._confirmed[arm] = wanted
+                continue
+            seed = self.spec.confirmation_seeds()[self._confirmed[arm]]
+            self._confirmed[arm] += 1
+            return self._config(arm, "confirm", seed, point, None)
+        return None if waiting else Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         # Per-epoch values let a trial that ASHA stops early still inform TPE (as pruned). Trials

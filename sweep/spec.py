@@ -154,6 +154,9 @@ class SweepSpec(_Strict):
     train: dict[str, Any] = Field(default_factory=dict, description="fixed TrainConfig fields for every trial")
     search: Search = Field(default_factory=lambda: Search(trials_per_arm=1), description="the search per arm")
     seeds: list[int] = Field([0], min_length=1, description="training seeds: a grid runs each; optuna/random cycle through them")
+    confirm_seeds: int = Field(
+        0, ge=0, description="after the search, train each arm's best setting again with this many new seeds"
+    )
     scheduler: Asha | None = Field(None, description="optional early stopping (ASHA)")
     resources: Resources = Field(default_factory=Resources, description="what each trial asks of the cluster")
     tracking: Tracking = Field(default_factory=Tracking, description="where runs and studies are stored")
@@ -205,6 +208,10 @@ class SweepSpec(_Strict):
                 "checkpoints": self.checkpoints.model_copy(update=checkpoints),
             }
         )
+
+    def confirmation_seeds(self) -> list[int]:
+        """Seeds of the confirmation trials: new ones, after those the search used."""
+        return [max(self.seeds) + 1 + i for i in range(self.confirm_seeds)]
 
     def arms(self) -> list[tuple[str, str]]:
         """(model, update rule) pairs, in the spec's order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from .progress import settings
@@ -26,7 +27,8 @@ def validate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, args.overrides)
     trials = sum(arm_budget(spec, rule) for _, rule in spec.arms())
-    print(f"ok: {spec.name}: {len(spec.arms())} arms, {trials} trials ({spec.search.method})")
+    confirm = f" + {spec.confirm_seeds * len(spec.arms())} confirmation" if spec.confirm_seeds else ""
+    print(f"ok: {spec.name}: {len(spec.arms())} arms, {trials} trials ({spec.search.method}){confirm}")
     return 0
 
 
@@ -36,26 +38,63 @@ def run(args: argparse.Namespace) -> int:
 
     check_new(spec)  # bad input starts nothing
     with ray_session(args.address):
-        return _finish(run_sweep(spec))
+        outcome = run_sweep(spec)
+    return _finish(outcome, spec)
 
 
 def resume(args: argparse.Namespace) -> int:
     from .tune import find_sweep, ray_session, resume_sweep
 
-    find_sweep(args.name, args.storage)  # bad input starts nothing
+    _, spec = find_sweep(args.name, args.storage)  # bad input starts nothing
     with ray_session(args.address):
-        return _finish(resume_sweep(args.name, args.storage))
+        outcome = resume_sweep(args.name, args.storage)
+    return _finish(outcome, spec)
 
 
-def _finish(outcome) -> int:
+def _finish(outcome, spec) -> int:
     if outcome.interrupted:
         print(f"Interrupted; finished trials are kept. Continue with: sweep resume {outcome.name}")
         return 130
     for arm, best in sorted(outcome.best.items()):
         print(f"best {arm}: val_acc {best['val_acc']:.2f}%, test_acc {best['test_acc']:.2f}% ({settings(best['train'])})")
+    from .report import render, write_report
+
+    out = Path("reports") / spec.name
+    print("\n" + render(write_report(spec.tracking.mlflow_uri, spec.name, out), terminal=True))
+    print(f"Report files in {out}/ and on the sweep's parent run; browse with: sweep ui {spec.name}")
     if outcome.failed:
         print(f"{outcome.failed} trial(s) failed after their retries; see the MLflow runs tagged sweep.outcome=failed")
     return 1 if outcome.failed else 0
+
+
+def tracking_uri(name: str | None, storage: Path, explicit: str | None) -> str:
+    """Where a sweep's runs are: --tracking-uri, else its saved spec's, else $MLFLOW_TRACKING_URI,
+    else the embedded default (mlflow.db in this folder)."""
+    if explicit:
+        return explicit
+    saved = storage / name / "sweep_spec.yaml" if name else None
+    if saved is not None and saved.exists():
+        return load_spec(saved).tracking.mlflow_uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def add_report_arguments(parser: argparse.ArgumentParser, name_required: bool = True) -> None:
+    parser.add_argument("name", nargs=None if name_required else "?", help="the sweep's name")
+    parser.add_argument("--storage", type=Path, default=Path("sweeps"), help="checkpoint folder holding the sweep's spec (default: sweeps)")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: the sweep's spec, else $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+
+
+def report(args: argparse.Namespace) -> int:
+    from .report import render, write_report
+
+    out = args.out or Path("reports") / args.name
+    try:
+        result = write_report(tracking_uri(args.name, args.storage, args.tracking_uri), args.name, out)
+    except LookupError as err:
+        raise SpecError([f"name: {err}"]) from None
+    print(render(result, terminal=True))
+    print(f"Written to {out}/ and attached to the parent run under report/")
+    return 0
 
 
 def add_resume_arguments(parser: argparse.ArgumentParser) -> None:

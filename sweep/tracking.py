@@ -9,7 +9,6 @@ no (metric, step) point is ever written twice (issue 4, "Exactly once").
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -27,7 +26,8 @@ def searched(train: dict[str, Any]) -> dict[str, float]:
     return {key: train[key] for key in ("lr", *get_rule(train["optimizer"]).uses)}
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s")
-PARENT_TAG, TRIAL_TAG, ARM_TAG = "sweep.role", "ray.trial_id", "sweep.arm"
+PARENT_TAG, TRIAL_TAG, ARM_TAG, PHASE_TAG = "sweep.role", "ray.trial_id", "sweep.arm", "sweep.phase"
+STUDY_TRIAL_TAG = "sweep.study_trial"  # the Optuna trial number, in its arm's study
 # MLflow 3's UI opens an experiment in its GenAI view unless it is marked as model training.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
@@ -69,6 +69,7 @@ class SweepTracker:
             "method": spec.search.method,
             "trials_per_arm": str(spec.search.trials_per_arm),
             "seeds": ",".join(map(str, spec.seeds)),
+            "confirm_seeds": str(spec.confirm_seeds),
         }
         self._reset()
 
@@ -119,9 +120,12 @@ class SweepTracker:
             return self._runs[trial_id]
         run_id = self._find(TRIAL_TAG, trial_id)
         if run_id is None:
-            train = config["train"]
-            name = f"{train['optimizer']} {train['model']} {trial_id.split('_')[-1]}"
-            tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id, ARM_TAG: config["arm"]}
+            train, phase = config["train"], config.get("phase", "search")
+            confirm = f" confirm seed {train['seed']}" if phase == "confirm" else ""
+            name = f"{train['optimizer']} {train['model']}{confirm} {trial_id.split('_')[-1]}"
+            tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id, ARM_TAG: config["arm"], PHASE_TAG: phase}
+            if config.get("study_trial") is not None:
+                tags[STUDY_TRIAL_TAG] = str(config["study_trial"])
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in sorted(train.items())])
             self._logged[trial_id] = 0
@@ -150,15 +154,13 @@ class SweepTracker:
         self.client.set_terminated(run_id, "FAILED" if outcome == "failed" else "FINISHED")
 
     def finish(self, best: dict[str, dict[str, Any]]) -> None:
-        """Record each arm's best trial (final val_acc, test_acc, lr, rho) on the parent run and close it."""
-        stamp = int(time.time() * 1000)
-        metrics = [
-            Metric(f"best/{arm}/{key}", float(value), stamp, 0)
-            for arm, values in best.items()
-            for key, value in {**values, **searched(values["train"])}.items()
-            if isinstance(value, (int, float)) and math.isfinite(value)
+        """Record each arm's best search trial on the parent run, as tags (charts of the parent's
+        metrics would crowd out the trials' curves in the UI), and close it."""
+        tags = [
+            RunTag(f"best.{arm}", ", ".join([f"val_acc {b['val_acc']:.2f}", f"test_acc {b['test_acc']:.2f}", *(f"{k} {v:.4g}" for k, v in searched(b["train"]).items())]))
+            for arm, b in best.items()
         ]
-        self.client.log_batch(self.parent, metrics=metrics)
+        self.client.log_batch(self.parent, tags=tags)
         self.client.set_terminated(self.parent, "FINISHED")
 
 
@@ -170,6 +172,9 @@ class MlflowTracking(Callback):
 
     def setup(self, **info) -> None:
         _ = self.tracker.parent  # the parent exists before the first child
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.tracker.child(trial.trial_id, trial.config)  # a trial that fails at once is still on record
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.tracker.log_epoch(trial.trial_id, trial.config, result)

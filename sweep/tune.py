@@ -73,7 +73,8 @@ def _trial_name(trial) -> str:
 
 
 def _budget(spec: SweepSpec) -> dict[str, int]:
-    return {arm_key(m, r): space.arm_budget(spec, r) for m, r in spec.arms()}
+    """Trials per arm at most: its search, then its confirmation seeds."""
+    return {arm_key(m, r): space.arm_budget(spec, r) + spec.confirm_seeds for m, r in spec.arms()}
 
 
 def check_new(spec: SweepSpec) -> None:
@@ -138,12 +139,20 @@ def resume_sweep(name: str, storage: Path) -> Outcome:
     return _conclude(spec, SweepTracker(spec), _budget(spec), tuner.fit())
 
 
+def _expected_trials(spec: SweepSpec) -> int:
+    """Trials a complete sweep has: every search trial, and confirmations for each arm whose
+    search completed at least one trial (read from the studies, which outlive the driver)."""
+    searcher = ArmSearcher(spec)
+    confirmed = sum(spec.confirm_seeds for arm in searcher.budget() if searcher.best_point(arm) is not None)
+    return sum(searcher.budget().values()) + confirmed
+
+
 def _conclude(spec: SweepSpec, tracker: SweepTracker, budget: dict[str, int], results: tune.ResultGrid) -> Outcome:
-    outcome = Outcome(spec.name, interrupted=results.num_terminated + results.num_errors < sum(budget.values()))
+    outcome = Outcome(spec.name, interrupted=results.num_terminated + results.num_errors < _expected_trials(spec))
     outcome.failed = results.num_errors
     for result in results:
         metrics = result.metrics or {}
-        if metrics.get("status") != "finished" or not result.config:
+        if metrics.get("status") != "finished" or not result.config or result.config.get("phase") != "search":
             continue
         arm = result.config["arm"]
         if arm not in outcome.best or metrics[METRIC] > outcome.best[arm][METRIC]:

@@ -77,7 +77,8 @@ def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tm
     assert parent.info.status == "FINISHED"
     assert parent.data.params["optimizers"] == "sgd,sam_gns"
     assert "sweep_spec.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
-    assert parent.data.metrics["best/small_cnn/sam_gns/val_acc"] == outcome.best["small_cnn/sam_gns"]["val_acc"]
+    best = outcome.best["small_cnn/sam_gns"]
+    assert parent.data.tags["best.small_cnn/sam_gns"].startswith(f"val_acc {best['val_acc']:.2f}, test_acc {best['test_acc']:.2f}, lr ")
 
     assert len(children) == 4
     for child in children:
@@ -163,3 +164,28 @@ def test_asha_stops_weak_trials_and_optuna_records_them_as_pruned(tmp_path):
             assert trial.state == optuna.trial.TrialState.PRUNED
             assert sorted(trial.intermediate_values) == epochs  # what TPE learns from a pruned trial
     assert pruned >= 1
+
+
+def test_confirmation_seeds_retrain_each_arms_best_setting_and_the_report_rests_on_them(tmp_path):
+    from sweep.report import write_report
+
+    spec = tiny_spec(tmp_path, "confirmed", confirm_seeds=2)
+    outcome = run_sweep(spec)
+    assert not outcome.interrupted
+    client, _, (parent,), children_ = runs(spec)
+    assert len(children_) == 8  # 2 arms x (2 search + 2 confirmation)
+    report = write_report(spec.tracking.mlflow_uri, "confirmed", tmp_path / "report")
+    for rule in ("sgd", "sam_gns"):
+        mine = [c for c in children_ if c.data.tags["sweep.arm"] == f"small_cnn/{rule}"]
+        search = [c for c in mine if c.data.tags["sweep.phase"] == "search"]
+        confirm = [c for c in mine if c.data.tags["sweep.phase"] == "confirm"]
+        assert sorted(c.data.params["seed"] for c in confirm) == ["1", "2"]  # new seeds
+        # the best final val_acc; on a tie, the trial Optuna ran first
+        best = max(sorted(search, key=lambda c: int(c.data.tags["sweep.study_trial"])), key=lambda c: c.data.metrics["val_acc"])
+        for c in confirm:
+            assert (c.data.params["lr"], c.data.params["rho"]) == (best.data.params["lr"], best.data.params["rho"])
+            assert steps(client, c) == [1, 2]
+        cell = report.cells[("small_cnn", rule)]
+        assert cell.source == "confirmation" and cell.n == 2
+        assert cell.mean == pytest.approx(sum(c.data.metrics["test_acc"] for c in confirm) / 2)
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} >= {"report/report.md", "report/test_acc_curves.png"}

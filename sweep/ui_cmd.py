@@ -1,0 +1,40 @@
+"""`sweep ui [NAME]`: the MLflow UI for a sweep's tracking store, on 127.0.0.1 only.
+
+With a remote tracking server there is nothing to start: the command prints that server's
+address for the sweep's experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from mlflow.tracking import MlflowClient
+
+from .spec import SpecError
+from .sweep_cmd import tracking_uri
+
+
+def experiment_path(uri: str, name: str | None) -> str:
+    if name is None:
+        return "/"
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    if experiment is None:
+        raise SpecError([f"name: no sweep {name!r} in the MLflow store {uri}"])
+    # MLflow 3.17's UI shows the GenAI view unless asked for the model-training one in the URL
+    return f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+
+
+def run(args: argparse.Namespace) -> int:
+    uri = tracking_uri(args.name, args.storage, args.tracking_uri)
+    path = experiment_path(uri, args.name)
+    if uri.startswith(("http://", "https://")):
+        print(f"{uri.rstrip('/')}{path}")
+        return 0
+    print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}{path}  (Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
+    try:
+        return subprocess.run(command).returncode
+    except KeyboardInterrupt:
+        return 0
