@@ -17,29 +17,43 @@ from .spec import SpecError
 SPECS = Path(__file__).resolve().parent.parent / "search_spaces"  # shipped specs, in the checkout
 
 
+def _optimizers() -> list[tuple[str, str, str]]:
+    from trainers.optim import get_rule, list_optimizers
+
+    return [(name, f"{get_rule(name).passes} pass" + ("es" if get_rule(name).passes > 1 else ""), get_rule(name).summary) for name in list_optimizers()]
+
+
+def _models() -> list[tuple[str, str, str]]:
+    from trainers.models import get_model_info, list_models
+
+    return [(name, f"{get_model_info(name).input_size}px", get_model_info(name).summary) for name in list_models()]
+
+
+def _datasets() -> list[tuple[str, str, str]]:
+    from trainers.data import list_datasets
+
+    return [(name, "", "") for name in list_datasets()]
+
+
+def _specs() -> list[tuple[str, str, str]]:
+    return [(f"search_spaces/{path.name}", "", _summary(path)) for path in sorted(SPECS.glob("*.yaml"))]
+
+
+def _summary(path: Path) -> str:
+    """A shipped spec's first line gives its command; the comment line after it says what it is."""
+    lines = path.read_text().splitlines()
+    return lines[1].lstrip("# ").strip() if len(lines) > 1 and lines[1].startswith("#") else ""
+
+
+LISTINGS = {"optimizers": _optimizers, "models": _models, "datasets": _datasets, "specs": _specs}
+
+
 def _list(args: argparse.Namespace) -> int:
-    if args.what == "optimizers":
-        from trainers.optim import get_rule, list_optimizers
-
-        rows = [(name, f"{get_rule(name).passes} pass", get_rule(name).summary) for name in list_optimizers()]
-    elif args.what == "models":
-        from trainers.models import get_model_info, list_models
-
-        rows = [(name, f"{get_model_info(name).input_size}px", get_model_info(name).summary) for name in list_models()]
-    elif args.what == "datasets":
-        from trainers.data import list_datasets
-
-        rows = [(name, "", "") for name in list_datasets()]
-    else:
-        rows = [(f"search_spaces/{path.name}", "", _first_comment(path)) for path in sorted(SPECS.glob("*.yaml"))]
-    for row in rows:
-        print(f"{row[0]:<20} {row[1]:<7} {row[2]}".rstrip())
+    rows = LISTINGS[args.what]()
+    width = max((len(row[0]) for row in rows), default=0)
+    for name, detail, summary in rows:
+        print(f"{name:<{width}} {detail:<7} {summary}".rstrip())
     return 0
-
-
-def _first_comment(path: Path) -> str:
-    first = path.read_text().splitlines()[0] if path.stat().st_size else ""
-    return first.lstrip("# ").strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="list what a sweep can use")
-    listing.add_argument("what", choices=["optimizers", "models", "datasets", "specs"], help="which registry to list")
+    listing.add_argument("what", choices=list(LISTINGS), help="which registry to list")
     listing.set_defaults(handler=_list)
 
     run = commands.add_parser("run", help="run a sweep: Ray Tune trials, Optuna per arm, curves in MLflow")

@@ -58,7 +58,7 @@ def test_resume_after_epoch_k_gives_the_same_curve(rule):
     straight = curve(cfg)
     resumed = curve(cfg, state=straight[0][1])
     assert [m["epoch"] for m, _ in resumed] == [2, 3]
-    for (a, sa), (b, sb) in zip(straight[1:], resumed):
+    for (a, _), (b, _) in zip(straight[1:], resumed):
         assert numbers(a) == numbers(b)
     for key, tensor in straight[-1][1]["model"].items():
         assert torch.equal(tensor, resumed[-1][1]["model"][key]), key
@@ -89,7 +89,7 @@ def test_non_finite_loss_ends_the_run_as_diverged():
 
 def test_cifar_files_train_end_to_end(cifar_root):
     root, _ = cifar_root
-    for kind, classes in (("cifar10", 10), ("cifar100", 100)):
+    for kind in ("cifar10", "cifar100"):
         final = fit(
             TrainConfig(
                 dataset=kind, data_dir=root, model="small_cnn", model_options={"width": 4}, epochs=1, batch_size=25,

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .config import ConfigError, TrainConfig
 from .data import Batches, Split, hold_out, load_dataset
