@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from trainers.config import TrainConfig, describe_errors
 from trainers.models import get_model_info
@@ -164,19 +174,13 @@ class SweepSpec(_Strict):
     retries: int = Field(1, ge=0, description="times a failed trial is retried from its last checkpoint")
     max_concurrent: int = Field(0, ge=0, description="trials running at once (0: as many as resources allow)")
 
-    @field_validator("models")
+    @field_validator("models", "optimizers")
     @classmethod
-    def _known_models(cls, models: list[str]) -> list[str]:
-        for name in models:
-            get_model_info(name)
-        return models
-
-    @field_validator("optimizers")
-    @classmethod
-    def _known_optimizers(cls, rules: list[str]) -> list[str]:
-        for name in rules:
-            get_rule(name)
-        return rules
+    def _registered(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        lookup = {"models": get_model_info, "optimizers": get_rule}[info.field_name]
+        for name in names:
+            lookup(name)  # raises ValueError listing the registered names
+        return names
 
     @field_validator("train")
     @classmethod

@@ -7,7 +7,7 @@ address for the sweep's experiment.
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 
 from mlflow.tracking import MlflowClient
@@ -34,7 +34,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}{path}  (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
-    try:
-        return subprocess.run(command).returncode
-    except KeyboardInterrupt:
-        return 0
+    # become the server, so Ctrl-C and a terminate signal reach it (and its workers) directly
+    os.execv(sys.executable, command)
