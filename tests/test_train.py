@@ -102,3 +102,12 @@ def test_cifar_files_train_end_to_end(cifar_root):
 def test_validation_split_too_large_is_a_config_error():
     with pytest.raises(ConfigError, match="val_fraction"):
         fit(digits_config(val_fraction=0.9999))
+
+
+def test_bf16_autocast_and_channels_last_options_train():
+    """The CUDA speed options take the same code path on the CPU (bfloat16 autocast works there)."""
+    reports = curve(digits_config(optimizer="sam_gns", lr=0.5, epochs=2, bf16=True, channels_last=True))
+    assert [m["status"] for m, _ in reports] == ["running", "finished"]
+    assert all(math.isfinite(m["train_loss"]) for m, _ in reports)
+    assert reports[-1][0]["train_loss"] < reports[0][0]["train_loss"]
+    assert all(t.dtype == torch.float32 for t in reports[-1][1]["model"].values() if t.is_floating_point())
