@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torchvision
 
 from trainers.config import TrainConfig
 from trainers.models import create_model, get_model_info, list_models
@@ -59,7 +60,7 @@ def test_pretrained_weights_load_from_the_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     torch.manual_seed(0)
     imagenet = create_model("tv_resnet18", 1000)
-    weights = torchvision_nets.torchvision.models.get_model_weights("resnet18")["IMAGENET1K_V1"]
+    weights = torchvision.models.get_model_weights("resnet18")["IMAGENET1K_V1"]
     path = torchvision_nets._weights_file(weights)
     path.parent.mkdir(parents=True)
     torch.save(imagenet.state_dict(), path)

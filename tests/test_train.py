@@ -111,3 +111,15 @@ def test_bf16_autocast_and_channels_last_options_train():
     assert all(math.isfinite(m["train_loss"]) for m, _ in reports)
     assert reports[-1][0]["train_loss"] < reports[0][0]["train_loss"]
     assert all(t.dtype == torch.float32 for t in reports[-1][1]["model"].values() if t.is_floating_point())
+
+
+@pytest.mark.slow
+def test_compiled_runs_train_and_their_checkpoints_load_without_compile():
+    """torch.compile wraps only the forward: weights, BN freezing and checkpoints stay the module's."""
+    cfg = digits_config(optimizer="sam_gns", lr=0.5, epochs=2, compile=True, model_options={"width": 4})
+    reports = curve(cfg)
+    assert [m["status"] for m, _ in reports] == ["running", "finished"]
+    state = reports[0][1]
+    assert not any(key.startswith("_orig_mod") for key in state["model"])
+    resumed = curve(cfg.model_copy(update={"compile": False}), state=state)
+    assert [m["epoch"] for m, _ in resumed] == [2] and math.isfinite(resumed[0][0]["train_loss"])

@@ -71,6 +71,7 @@ class TrainConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1, description="CPU threads for PyTorch ops (None: PyTorch's default)")
     channels_last: bool = Field(False, description="channels-last memory format (a speed option on CUDA)")
     bf16: bool = Field(False, description="bfloat16 autocast for forward and backward (a speed option on CUDA)")
+    compile: bool = Field(False, description="torch.compile the model's forward (a speed option; compiles for minutes first)")
     data_dir: Path = Field(Path("data"), description="folder holding the data sets' files")
     download: bool = Field(False, description="download CIFAR into data_dir when missing (needs network)")
 

@@ -60,6 +60,9 @@ class Run:
             raise ConfigError(f"model_options: {err}") from None
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # forward passes go through the compiled wrapper; weights, BN freezing and checkpoints
+        # stay with the module itself, so a checkpoint loads with or without compile
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = create_optimizer(
             cfg.optimizer,
             self.model.parameters(),
@@ -135,7 +138,7 @@ class Run:
                 opt.zero_grad(set_to_none=True)
                 # two-pass rules call this again at w + e, where BN statistics must stay still
                 with frozen_batchnorm_stats(model, getattr(opt, "perturbed", False)), self._autocast():
-                    logits = model(x)
+                    logits = self.forward(x)
                     loss = F.cross_entropy(logits.float(), y)
                 loss.backward()
                 first.setdefault("logits", logits.detach())
@@ -156,7 +159,7 @@ class Run:
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         for x, y in self.eval_batches[name]:
             with self._autocast():
-                logits = self.model(self._input(x)).float()
+                logits = self.forward(self._input(x)).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
         n = len(self.splits[name])

@@ -11,7 +11,7 @@ Parameter counts on CIFAR-10: resnet18 11,173,962 and resnet50 23,520,842.
 Reusable pieces for variants (e.g. a ResNet-18 with an attention block after a stage):
 `BasicBlock`, `Bottleneck`, `make_stage(block, in_planes, planes, num_blocks, stride)`,
 and `ResNet(block, layers, num_classes)`, whose stages are `layer1`..`layer4`
-(widths in `ResNet.stage_planes`, output channels of stage i: `stage_planes[i] * block.expansion`).
+(widths in a model's `stage_planes`, output channels of stage i: `stage_planes[i] * block.expansion`).
 """
 
 from __future__ import annotations
@@ -100,14 +100,16 @@ def init_weights(model: nn.Module) -> None:
 class ResNet(nn.Module):
     """CIFAR ResNet: 3x3 stem, four stages (strides 1, 2, 2, 2), global average pool, linear head."""
 
-    stage_planes = (64, 128, 256, 512)
-
-    def __init__(self, block: type[nn.Module], layers: list[int] | tuple[int, ...], num_classes: int):
+    def __init__(self, block: type[nn.Module], layers: list[int] | tuple[int, ...], num_classes: int, width: int = 64):
         super().__init__()
         if len(layers) != 4:
             raise ValueError(f"ResNet needs 4 stage depths, got {layers}")
-        self.stem = nn.Sequential(*_conv_bn(3, 64, 3), nn.ReLU(inplace=True))
-        in_planes = 64
+        if width < 1:
+            raise ValueError(f"ResNet width must be >= 1, got {width}")
+        # `width` scales every stage (64 is the paper's network; smaller ones for CPU runs)
+        self.stage_planes = tuple(width * 2**i for i in range(4))
+        self.stem = nn.Sequential(*_conv_bn(3, width, 3), nn.ReLU(inplace=True))
+        in_planes = width
         for i, (planes, depth, stride) in enumerate(zip(self.stage_planes, layers, (1, 2, 2, 2)), start=1):
             setattr(self, f"layer{i}", make_stage(block, in_planes, planes, depth, stride))
             in_planes = planes * block.expansion
@@ -126,9 +128,9 @@ class ResNet(nn.Module):
 
 
 @register_model("resnet18", input_size=32, summary="ResNet-18, CIFAR version (3x3 stem, no max-pool)", paper_params_m=11.17)
-def resnet18(num_classes: int) -> nn.Module:
-    """BasicBlock x [2, 2, 2, 2]; 11,173,962 parameters on CIFAR-10."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes)
+def resnet18(num_classes: int, width: int = 64) -> nn.Module:
+    """BasicBlock x [2, 2, 2, 2]; 11,173,962 parameters on CIFAR-10 at width 64 (the paper's)."""
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, width)
 
 
 @register_model("resnet50", input_size=32, summary="ResNet-50, CIFAR version (3x3 stem, no max-pool)", paper_params_m=23.52)

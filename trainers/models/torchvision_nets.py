@@ -12,17 +12,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from .registry import register_model
 
 
-def _weights_file(weights: torchvision.models.WeightsEnum) -> Path:
+# torchvision is imported where a network is built, so the CIFAR models (and benchmarks/gpu.py)
+# work on a machine that has PyTorch alone.
+
+
+def _weights_file(weights) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
 def _imagenet_weights(arch: str) -> dict[str, torch.Tensor]:
+    import torchvision
+
     weights = torchvision.models.get_model_weights(arch)["IMAGENET1K_V1"]
     path = _weights_file(weights)
     try:
@@ -37,6 +42,8 @@ def _imagenet_weights(arch: str) -> dict[str, torch.Tensor]:
 
 def _replace_head(model: nn.Module, num_classes: int) -> None:
     """Swap the 1000-way ImageNet classifier for a new `num_classes`-way one."""
+    import torchvision
+
     if isinstance(model, torchvision.models.VisionTransformer):
         model.heads.head = nn.Linear(model.heads.head.in_features, num_classes)
     else:
@@ -45,6 +52,8 @@ def _replace_head(model: nn.Module, num_classes: int) -> None:
 
 def _builder(arch: str):
     def build(num_classes: int, pretrained: bool = False) -> nn.Module:
+        import torchvision
+
         if not pretrained:
             return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
         model = torchvision.models.get_model(arch, weights=None)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._grads import inverse_norm, params_with_grad, scale_
+from ._grads import inverse_norm, params_with_grad, scale_, sgd_step_
 
 
 class SAM(torch.optim.SGD):
@@ -99,7 +99,7 @@ class SAM(torch.optim.SGD):
                     p.grad = None
             stepped.append(params_with_grad(group))
         self._descent_direction_(stepped)
-        super().step()  # weight decay and momentum after the rule's own scaling
+        sgd_step_(self)  # weight decay and momentum after the rule's own scaling
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._grads import inverse_norm, params_with_grad, scale_
+from ._grads import inverse_norm, params_with_grad, scale_, sgd_step_
 
 
 class UGD(torch.optim.SGD):
@@ -26,5 +26,5 @@ class UGD(torch.optim.SGD):
         inv = inverse_norm(grads)  # Algorithm 2, step 3: one global norm
         for group_grads in grads:
             scale_(group_grads, inv)
-        super().step()  # Algorithm 2, step 4, with the base optimizer's momentum and decay
+        sgd_step_(self)  # Algorithm 2, step 4, with the base optimizer's momentum and decay
         return loss
