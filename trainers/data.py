@@ -205,9 +205,10 @@ class Batches:
         rows = dy + torch.arange(h, device=images.device)  # (b, h)
         cols = torch.arange(w, device=images.device)
         cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx  # (b, w), flipped where drawn
-        batch = torch.arange(b, device=images.device)[:, None, None]
-        out = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # (b, h, w, c)
-        return out.permute(0, 3, 1, 2)
+        # one gather over the flattened padded planes: index (row * padded width + col)
+        flat = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).view(b, 1, h * w)
+        out = padded.flatten(2).gather(2, flat.expand(-1, images.shape[1], -1))
+        return out.view(b, images.shape[1], h, w)
 
     def _to_model_input(self, images: Tensor) -> Tensor:
         x = images.float()
