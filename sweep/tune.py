@@ -116,6 +116,7 @@ def run_sweep(spec: SweepSpec) -> Outcome:
             scheduler=scheduler,
             num_samples=sum(budget.values()),
             max_concurrent_trials=spec.max_concurrent or None,
+            reuse_actors=True,  # a trial starts in a warm worker: no new process, no torch import (issue 8)
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
         ),
