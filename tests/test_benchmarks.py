@@ -1,0 +1,29 @@
+"""benchmarks/gpu.py must run on a bare GPU machine (PyTorch only) and be ready before one is
+lent: its CPU quick mode runs the same code path. No timing is asserted (benchmarks are not tests)."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def test_gpu_benchmark_imports_pytorch_and_trainers_only():
+    check = (
+        "import sys, benchmarks.gpu; "
+        "print(sorted(m for m in ('ray', 'mlflow', 'optuna', 'pydantic', 'torchvision', 'sklearn') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_end_to_end_in_cpu_quick_mode():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    for header in ("bf16 speed-up", "loop/ours", "aggregate img/s"):
+        assert header in result.stdout
+    packing_rows = result.stdout.split("peak MiB per trial")[1].splitlines()[2:5]
+    assert [row.split()[0] for row in packing_rows] == ["1", "2", "4"]
