@@ -37,9 +37,24 @@ def run(args: argparse.Namespace) -> int:
     from .tune import check_new, ray_session, run_sweep
 
     check_new(spec)  # bad input starts nothing
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        _check_data(spec)  # on a local Ray the trials read this machine's data folder
     with ray_session(args.address):
         outcome = run_sweep(spec)
     return _finish(outcome, spec)
+
+
+def _check_data(spec) -> None:
+    """Load the data set once before anything starts, so a missing or corrupt folder is one clear
+    error instead of every trial failing through its retries."""
+    from trainers.data import DataNotFoundError, load_dataset
+
+    cfg = spec.train_config(*spec.arms()[0], spec.seeds[0], {})
+    options = cfg.synthetic.model_dump() if cfg.dataset == "synthetic" else {}
+    try:
+        load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, **options)
+    except DataNotFoundError as err:
+        raise SpecError([f"dataset: {err}"]) from None
 
 
 def resume(args: argparse.Namespace) -> int:

@@ -93,3 +93,14 @@ def test_validate_command_exit_codes(tmp_path, capsys):
     assert "missing.yaml: No such file or directory" in capsys.readouterr().err
     assert cli.main(["validate", str(good), "--set", "novalue"]) == 2
     assert "--set novalue: expected key=value" in capsys.readouterr().err
+
+
+def test_run_with_missing_data_exits_2_and_starts_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = tmp_path / "cifar.yaml"
+    spec.write_text("name: c\ndataset: cifar10\nmodels: [small_cnn]\noptimizers: [sgd]\ntrain: {data_dir: nowhere}\n")
+    assert cli.main(["run", str(spec)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dataset: CIFAR10 not found or corrupted in ") and "nowhere/cifar-10-batches-py" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar.yaml"]  # no sweeps/, mlflow.db or optuna.db
