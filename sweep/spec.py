@@ -30,7 +30,8 @@ from trainers.models import get_model_info
 from trainers.optim import get_rule, list_optimizers
 
 SEARCHABLE = ("lr", "rho", "eta", "momentum", "weight_decay")  # TrainConfig fields a space may vary
-ARM_FIELDS = ("dataset", "model", "optimizer", "seed")  # set per arm or per trial, not in `train`
+ARM_FIELDS = ("dataset", "model", "optimizer", "seed")
+MAX_SPEC_BYTES = 1_000_000  # set per arm or per trial, not in `train`
 
 
 class SpecError(ValueError):
@@ -270,9 +271,14 @@ def _train_path(line: str, point: dict) -> str:
 def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
     """Read a YAML spec, apply `--set a.b=value` overrides, validate. Raises SpecError."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        size = Path(path).stat().st_size
+        if size > MAX_SPEC_BYTES:  # a spec is a page of YAML; refuse before parsing it
+            raise SpecError([f"{path}: {size} bytes, larger than a spec's {MAX_SPEC_BYTES} bytes"])
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
         raise SpecError([f"{path}: {err.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise SpecError([f"{path}: not UTF-8 text"]) from None
     except yaml.YAMLError as err:
         raise SpecError([f"{path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
     if not isinstance(raw, dict):
