@@ -168,6 +168,9 @@ class ArmSearcher(Searcher):
             # that epoch (Tune does not pass the result that triggered the stop to on_trial_result).
             self.on_trial_result(trial_id, result)
             study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
-        else:  # finished, or diverged (its accuracy is a real, bad, result)
+        elif result.get("status") == "diverged":
+            # a failure, not a score: chance-level accuracy would read as a merely poor setting
+            study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        else:
             study.tell(number, result[METRIC], skip_if_finished=True)
         self._told.add(trial_id)

@@ -189,3 +189,21 @@ def test_confirmation_seeds_retrain_each_arms_best_setting_and_the_report_rests_
         assert cell.source == "confirmation" and cell.n == 2
         assert cell.mean == pytest.approx(sum(c.data.metrics["test_acc"] for c in confirm) / 2)
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} >= {"report/report.md", "report/test_acc_curves.png"}
+
+
+def test_a_diverging_trial_stops_is_marked_and_counts_as_a_failure_for_optuna(tmp_path):
+    spec = tiny_spec(
+        tmp_path, "diverging", optimizers=["sgd"], train={"epochs": 3, "batch_size": 64, "momentum": 0.0, "weight_decay": 0.0, "model_options": {"width": 4}},
+        search={"method": "grid", "space": {"lr": {"choices": [1e30, 0.1]}}},
+    )
+    outcome = run_sweep(spec)
+    assert not outcome.interrupted and outcome.failed == 0  # the sweep went on
+    client, _, _, children_ = runs(spec)
+    by_lr = {float(c.data.params["lr"]): c for c in children_}
+    assert set(by_lr) == {1e30, 0.1}  # the grid ran both
+    study = optuna.load_study(study_name=study_name("diverging", "small_cnn", "sgd"), storage=spec.tracking.optuna_storage)
+    states = {trial.params["lr"]: trial.state for trial in study.trials}
+    assert by_lr[1e30].data.tags["sweep.outcome"] == "diverged"
+    assert steps(client, by_lr[1e30]) == [1]  # stopped at once
+    assert states[1e30] == optuna.trial.TrialState.FAIL
+    assert by_lr[0.1].data.tags["sweep.outcome"] == "finished" and states[0.1] == optuna.trial.TrialState.COMPLETE
