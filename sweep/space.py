@@ -48,10 +48,19 @@ def arm_budget(spec: SweepSpec, rule: str) -> int:
     return spec.search.trials_per_arm
 
 
+class AskTellGrid(optuna.samplers.GridSampler):
+    """Optuna's grid sampler for ask-and-tell use: the stock one calls `study.stop()` when its last
+    point finishes, which raises outside `study.optimize` (inside `tell`). The searcher counts the
+    grid's trials itself, so there is nothing to stop."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
 def sampler(spec: SweepSpec, rule: str, arm_index: int) -> optuna.samplers.BaseSampler:
     seed = spec.search.seed + arm_index  # each arm seeded, and differently
     if spec.search.method == "grid":
-        return optuna.samplers.GridSampler(grid(spec.space_for(rule), spec.seeds), seed=seed)
+        return AskTellGrid(grid(spec.space_for(rule), spec.seeds), seed=seed)
     if spec.search.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # Constant liar keeps parallel trials of one arm from proposing the same point (Optuna 5

@@ -10,6 +10,7 @@ no (metric, step) point is ever written twice (issue 4, "Exactly once").
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
@@ -148,6 +149,16 @@ class SweepTracker:
         self._logged[trial_id] = epoch
         return True
 
+    def note_failure(self, trial_id: str, config: dict[str, Any], error: str, final: bool) -> None:
+        """Keep a trial's error in its run: the last line as a tag, the traceback as error.txt,
+        and the count of failures (each retry from a checkpoint follows one)."""
+        run_id = self.child(trial_id, config)
+        failures = int(self.client.get_run(run_id).data.tags.get("sweep.failures", "0")) + 1
+        last = next((line for line in reversed(error.strip().splitlines()) if line.strip()), "unknown error")
+        self.client.log_batch(run_id, tags=[RunTag("sweep.failures", str(failures)), RunTag("sweep.error", last[:500])])
+        if error:
+            self.client.log_text(run_id, error, f"errors/failure_{failures}.txt")
+
     def end_trial(self, trial_id: str, config: dict[str, Any], outcome: str) -> None:
         run_id = self.child(trial_id, config)
         self.client.set_tag(run_id, "sweep.outcome", outcome)
@@ -183,5 +194,18 @@ class MlflowTracking(Callback):
         status = (trial.last_result or {}).get("status", "running")
         self.tracker.end_trial(trial.trial_id, trial.config, "stopped early" if status == "running" else status)
 
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self.tracker.note_failure(trial.trial_id, trial.config, _error_text(trial), final=False)
+
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.tracker.note_failure(trial.trial_id, trial.config, _error_text(trial), final=True)
         self.tracker.end_trial(trial.trial_id, trial.config, "failed")
+
+
+def _error_text(trial) -> str:
+    """The trial's traceback as Tune wrote it (error.txt in its folder), if any."""
+    path = trial.error_file
+    try:
+        return Path(path).read_text() if path else ""
+    except OSError:
+        return ""

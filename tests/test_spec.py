@@ -104,3 +104,18 @@ def test_run_with_missing_data_exits_2_and_starts_nothing(tmp_path, capsys, monk
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("dataset: CIFAR10 not found or corrupted in ") and "nowhere/cifar-10-batches-py" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar.yaml"]  # no sweeps/, mlflow.db or optuna.db
+
+
+def test_grid_sampler_tells_the_last_point_without_raising():
+    """Optuna's stock GridSampler stops the study at its last point, which raises inside `tell`."""
+    import optuna
+
+    from sweep.space import sampler, suggested_distributions
+
+    spec = validate_spec(minimal(search={"method": "grid", "space": {"lr": {"choices": [0.1, 0.2]}}}))
+    study = optuna.create_study(sampler=sampler(spec, "sgd", 0), direction="maximize")
+    for _ in range(2):
+        trial = study.ask(suggested_distributions(spec, "sgd"))
+        study.tell(trial.number, 1.0)
+    assert sorted(t.params["lr"] for t in study.trials) == [0.1, 0.2]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)

@@ -121,6 +121,8 @@ def test_a_failed_trial_is_retried_from_its_checkpoint_without_duplicate_epochs(
 
     client, _, _, (child,) = runs(spec)
     assert child.info.status == "FINISHED"
+    assert child.data.tags["sweep.failures"] == "1" and "injected fault after epoch 4" in child.data.tags["sweep.error"]
+    assert [a.path for a in client.list_artifacts(child.info.run_id, "errors")] == ["errors/failure_1.txt"]
     assert steps(client, child) == [1, 2, 3, 4]
     assert steps(client, child, "val_acc") == [1, 2, 3, 4]
 
@@ -207,3 +209,18 @@ def test_a_diverging_trial_stops_is_marked_and_counts_as_a_failure_for_optuna(tm
     assert steps(client, by_lr[1e30]) == [1]  # stopped at once
     assert states[1e30] == optuna.trial.TrialState.FAIL
     assert by_lr[0.1].data.tags["sweep.outcome"] == "finished" and states[0.1] == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_trial_that_keeps_failing_fails_alone_with_its_error_in_its_run(tmp_path):
+    spec = tiny_spec(
+        tmp_path, "broken", optimizers=["sgd"], dataset="cifar10",
+        train={"epochs": 2, "batch_size": 64, "data_dir": str(tmp_path / "no-cifar"), "model_options": {"width": 4}},
+        search={"method": "grid", "space": {"lr": 0.1}}, retries=1,
+    )
+    outcome = run_sweep(spec)
+    assert outcome.failed == 1 and not outcome.interrupted
+    client, _, (parent,), (child,) = runs(spec)
+    assert child.info.status == "FAILED" and child.data.tags["sweep.outcome"] == "failed"
+    assert child.data.tags["sweep.failures"] == "2"  # the first attempt and its one retry
+    assert "CIFAR10 not found or corrupted in" in child.data.tags["sweep.error"]
+    assert parent.info.status == "FINISHED"
