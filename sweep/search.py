@@ -107,6 +107,17 @@ class ArmSearcher(Searcher):
             "train": self.spec.train_config(model, rule, seed, point).model_dump(mode="json"),
         }
 
+    def close_orphans(self) -> int:
+        """At the end of a sweep, fail the study trials still RUNNING: asked by a driver that was
+        killed before its state was saved, so no Tune trial will ever tell them."""
+        closed = 0
+        for arm in self.budget():
+            study = self.study(arm)
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+                closed += 1
+        return closed
+
     # -- Searcher API -------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         budget = self.budget()

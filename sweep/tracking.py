@@ -161,8 +161,21 @@ class SweepTracker:
 
     def end_trial(self, trial_id: str, config: dict[str, Any], outcome: str) -> None:
         run_id = self.child(trial_id, config)
+        if self.client.get_run(run_id).info.status != "RUNNING":
+            return  # already closed: a trial restored as unfinished after a killed driver ends again
         self.client.set_tag(run_id, "sweep.outcome", outcome)
         self.client.set_terminated(run_id, "FAILED" if outcome == "failed" else "FINISHED")
+
+    def close_orphans(self) -> int:
+        """At the end of a sweep, close child runs still RUNNING: trials the driver had started
+        when it was killed and that its last saved state did not know (none ran again)."""
+        orphans = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.parent}' and attributes.status = 'RUNNING'"
+        )
+        for run in orphans:
+            self.client.set_tag(run.info.run_id, "sweep.outcome", "lost (driver killed)")
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        return len(orphans)
 
     def finish(self, best: dict[str, dict[str, Any]]) -> None:
         """Record each arm's best search trial on the parent run, as tags (charts of the parent's

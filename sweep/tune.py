@@ -34,6 +34,7 @@ class Outcome:
     interrupted: bool
     best: dict[str, dict] = field(default_factory=dict)  # arm -> final metrics and settings of its best trial
     failed: int = 0
+    orphans: int = 0  # runs and study trials left open by a killed driver, closed at the end
 
 
 def sweep_dir(spec: SweepSpec) -> Path:
@@ -160,5 +161,6 @@ def _conclude(spec: SweepSpec, tracker: SweepTracker, budget: dict[str, int], re
             train = result.config["train"]
             outcome.best[arm] = {**{k: metrics[k] for k in ("val_acc", "test_acc", "epoch")}, "train": train}
     if not outcome.interrupted:
+        outcome.orphans = tracker.close_orphans() + ArmSearcher(spec).close_orphans()
         tracker.finish(outcome.best)
     return outcome
