@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from typing import Annotated, Any, Literal, Union
 
 import yaml
@@ -323,5 +324,18 @@ def _nest(line: str) -> str:
     return f"{path}: {message}"
 
 
-def dump_spec(spec: SweepSpec) -> str:
-    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+def dump_spec(spec: SweepSpec, redact: bool = False) -> str:
+    """The spec as YAML; with `redact`, passwords in the tracking URIs become *** (for copies that
+    others read: the MLflow parent run)."""
+    data = spec.model_dump(mode="json")
+    if redact:
+        data["tracking"] = {key: redact_uri(uri) for key, uri in data["tracking"].items()}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def redact_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

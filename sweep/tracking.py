@@ -62,7 +62,7 @@ class SweepTracker:
     """The sweep's MLflow records, found again by their tags after a driver restart."""
 
     def __init__(self, spec: SweepSpec):
-        self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec)
+        self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec, redact=True)
         self._summary = {
             "dataset": spec.dataset,
             "models": ",".join(spec.models),

@@ -137,3 +137,22 @@ def test_report_command(finished, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "reports" / "fake" / "report.md").exists()
     assert cli.main(["report", "nothing", "--tracking-uri", finished.tracking.mlflow_uri]) == 2
     assert "name: no sweep 'nothing'" in capsys.readouterr().err
+
+
+def test_no_password_reaches_mlflow(tmp_path):
+    secret = "s3cr3t-pw"
+    spec = make_spec(tmp_path, "private", tracking={
+        "mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"postgresql://sweeper:{secret}@127.0.0.1:5432/studies",
+    })
+    tracker = SweepTracker(spec)
+    log_trial(tracker, "a", "sgd", 0.1, 0, 90.0, [80, 85, 88])
+    tracker.finish({})
+    report = write_report(spec.tracking.mlflow_uri, "private", tmp_path / "out")
+    client = MlflowClient(spec.tracking.mlflow_uri)
+    parent = client.get_run(report.parent_id)
+    stored = client.download_artifacts(report.parent_id, "sweep_spec.yaml", str(tmp_path))
+    text = open(stored).read()
+    assert "postgresql://sweeper:***@127.0.0.1:5432/studies" in text and secret not in text
+    for run in client.search_runs([parent.info.experiment_id]):
+        assert secret not in str(run.data.params) + str(run.data.tags)
+    assert all(secret not in p.read_text() for p in (tmp_path / "out").glob("*.md"))
