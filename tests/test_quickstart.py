@@ -20,7 +20,9 @@ def test_quickstart_sweep_runs_offline_and_fills_mlflow(tmp_path):
     assert len(best) == 5  # one line per update rule
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])
-    assert len(runs) == 1 + 5 * 6
+    assert len(runs) == 1 + 5 * (6 + 3)  # parent; per rule 6 search trials and 3 confirmation seeds
     assert (tmp_path / "optuna.db").exists() and (tmp_path / "sweeps" / "quickstart" / "sweep_spec.yaml").exists()
     # the tuned small network learns digits under every rule
     assert all(float(line.split("val_acc ")[1].split("%")[0]) > 80 for line in best), best
+    assert "95% CI" in result.stdout  # three seeds a side: SAM-GNS's differences get intervals
+    assert (tmp_path / "reports" / "quickstart" / "test_acc_curves.png").exists()
