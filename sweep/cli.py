@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import sweep_cmd, train_cmd, ui_cmd
+from . import cluster, sweep_cmd, train_cmd, ui_cmd
 from .spec import SpecError
 
 SPECS = Path(__file__).resolve().parent.parent / "search_spaces"  # shipped specs, in the checkout
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a spec without starting anything")
     sweep_cmd.add_run_arguments(validate)
     validate.set_defaults(handler=sweep_cmd.validate)
+
+    cluster.add_parsers(commands)
 
     train = commands.add_parser("train", help="one training run without Ray (TrainConfig from YAML and flags)")
     train_cmd.add_arguments(train)

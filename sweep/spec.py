@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -134,9 +135,40 @@ class Asha(_Strict):
     reduction_factor: float = Field(3.0, gt=1, description="fraction 1/reduction_factor of trials promoted per rung")
 
 
+def _gpu_share(value: Any) -> float | str:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError("must be a fraction of one GPU in [0, 1], or auto")
+    return float(value)
+
+
+GpuShare = Annotated[Union[float, Literal["auto"]], PlainValidator(_gpu_share)]
+
+
+class ModelResources(_Strict):
+    """One model's placement, replacing the spec-wide `resources` fields it sets (issue 6)."""
+
+    cpus: float | None = Field(None, gt=0, description="CPU cores per trial of this model")
+    gpu: GpuShare | None = Field(None, description="fraction of one GPU per trial, or auto (sized from its memory)")
+    cards: list[str] | None = Field(None, min_length=1, description="card models allowed, e.g. ['TITAN RTX']")
+    min_gpu_memory_gb: float | None = Field(None, gt=0, description="smallest card memory allowed, in GB (GiB)")
+
+
 class Resources(_Strict):
     cpus: float = Field(1.0, gt=0, description="CPU cores per trial (also its PyTorch thread count, rounded up)")
-    gpu: float = Field(0.0, ge=0, le=1, description="fraction of one GPU per trial; 0.5 puts two trials on a card")
+    gpu: GpuShare = Field(
+        0.0, description="fraction of one GPU per trial (0.25 puts four trials on a card; 0 trains on CPUs), or auto"
+    )
+    cards: list[str] | None = Field(None, min_length=1, description="card models the trials may use (any when unset)")
+    min_gpu_memory_gb: float | None = Field(None, gt=0, description="smallest card memory the trials may use, in GB (GiB)")
+    models: dict[str, ModelResources] = Field(default_factory=dict, description="per model, fields replacing those above")
+
+    def for_model(self, model: str) -> ModelResources:
+        """The effective placement fields of one model's trials."""
+        own = self.models.get(model, ModelResources())
+        base = {key: getattr(self, key) for key in ModelResources.model_fields}
+        return ModelResources(**{**base, **own.model_dump(exclude_none=True)})
 
 
 class Tracking(_Strict):
@@ -183,6 +215,18 @@ class SweepSpec(_Strict):
         for name in names:
             lookup(name)  # raises ValueError listing the registered names
         return names
+
+    @model_validator(mode="after")
+    def _resources_of_known_models(self) -> SweepSpec:
+        for model in self.resources.models:
+            if model not in self.models:
+                raise ValueError(f"resources.models.{model}: not among the spec's models ({', '.join(self.models)})")
+        for model in self.models:
+            wanted = self.resources.for_model(model)
+            if wanted.gpu == 0 and (wanted.cards or wanted.min_gpu_memory_gb is not None):
+                where = f"resources.models.{model}" if model in self.resources.models else "resources"
+                raise ValueError(f"{where}.gpu: cards or min_gpu_memory_gb need a GPU share (a fraction or auto), not 0")
+        return self
 
     @field_validator("train")
     @classmethod

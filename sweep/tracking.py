@@ -143,7 +143,10 @@ class SweepTracker:
             return False
         tags = []
         if self._logged[trial_id] == 0:  # where the trial ran, once
-            where = {"node": "hostname", "node_ip": "node_ip", "gpu": "gpu", "cuda_visible_devices": "cuda_visible_devices"}
+            where = {
+                "node": "hostname", "node_ip": "node_ip", "ray.node_id": "ray_node_id", "gpu": "gpu", "card": "card",
+                "gpu_share": "gpu_share", "cuda_visible_devices": "cuda_visible_devices", "trial_started_at": "trial_started_at",
+            }
             tags = [RunTag(tag, str(result.get(key, ""))) for tag, key in where.items()]
         self.client.log_batch(run_id, metrics=curve_points(result), tags=tags)
         self._logged[trial_id] = epoch

@@ -10,14 +10,19 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
 from trainers.config import TrainConfig
 from trainers.train import fit
+
+from .cards import CARD_LABEL, card_label
+from .placement import allocator_fraction
 
 STATE_FILE = "state.pt"
 # Test hook for the retry path (issue 4): when the file this variable names exists and holds an
@@ -36,8 +41,28 @@ def _maybe_fail(epoch: int) -> None:
     raise RuntimeError(f"injected fault after epoch {epoch} ({FAULT_ENV})")
 
 
-def gpu_name() -> str:
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+def where_am_i() -> dict[str, Any]:
+    """The trial's node, card and GPU share, for its run's tags (issue 6: placement is checked
+    from MLflow). Without CUDA the card is the one the node declares (logical GPUs in tests)."""
+    context = ray.get_runtime_context()
+    share = context.get_assigned_resources().get("GPU", 0.0)
+    declared = context.get_node_labels().get(CARD_LABEL, "none")
+    return {
+        "ray_node_id": context.get_node_id(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
+        "card": card_label(torch.cuda.get_device_name()) if torch.cuda.is_available() else declared,
+        "gpu_share": share,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+    }
+
+
+def cap_gpu_memory(share: float) -> None:
+    """Hold the trial's allocator to its share of the card, so a trial that outgrows it fails
+    alone with an out-of-memory error (Ray's fractions are not memory caps). Set on every trial:
+    a reused worker may hold an earlier trial's cap."""
+    if torch.cuda.is_available() and share > 0:
+        total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+        torch.cuda.set_per_process_memory_fraction(allocator_fraction(share, total))
 
 
 def train_trial(config: dict[str, Any]) -> None:
@@ -49,16 +74,16 @@ def train_trial(config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = torch.load(Path(folder) / STATE_FILE, weights_only=True)
-    card = gpu_name()
+    where = {**where_am_i(), "trial_started_at": time.time()}
+    cap_gpu_memory(where["gpu_share"])
     restored = state["epoch"] if state is not None else 0  # in each result, to tell resume from restart
 
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
         _maybe_fail(metrics["epoch"])
         metrics = {
             **metrics,
+            **where,
             "restored_from_epoch": restored,
-            "gpu": card,
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         }
         if metrics["epoch"] % every and metrics["status"] == "running":
             tune.report(metrics)

@@ -18,7 +18,9 @@ import optuna
 import ray
 from ray import tune
 
-from . import space
+from . import placement, space
+from .cards import cluster_cards, detect_cards, node_labels
+from .cluster import use_cluster_token
 from .progress import Progress
 from .search import METRIC, MODE, ArmSearcher, arm_key
 from .spec import SpecError, SweepSpec, dump_spec, load_spec
@@ -54,10 +56,13 @@ def ray_session(address: str | None = None) -> Iterator[None]:
     down on the way out, so the command's workers end with it."""
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        use_cluster_token()  # a cluster started by `sweep cluster head` refuses clients without it
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        # address="local": never attach to a stale cluster record (PLATFORM_NOTES.md); no dashboard
-        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
+        # address="local": never attach to a stale cluster record (PLATFORM_NOTES.md); no dashboard;
+        # this machine's cards declared as a cluster node would, for placement by card
+        labels = node_labels(detect_cards())
+        ray.init(address="local", include_dashboard=False, labels=labels, logging_level=logging.WARNING)
     try:
         yield
     finally:
@@ -65,8 +70,11 @@ def ray_session(address: str | None = None) -> Iterator[None]:
 
 
 def _trainable(spec: SweepSpec):
-    resources = tune.PlacementGroupFactory([{"CPU": spec.resources.cpus, "GPU": spec.resources.gpu}])
-    return tune.with_resources(train_trial, resources)
+    """The trial with its resources, each model placed on the cards of the connected cluster."""
+    placements = placement.plan(spec, cluster_cards())
+    for where in placements.values():
+        print(f"placement {where.describe()}", flush=True)
+    return tune.with_resources(train_trial, placement.PlacementByModel(placements))
 
 
 def _trial_name(trial) -> str:
@@ -96,6 +104,7 @@ def find_sweep(name: str, storage: Path) -> tuple[Path, SweepSpec]:
 def run_sweep(spec: SweepSpec) -> Outcome:
     """Start a new sweep in the current Ray session."""
     check_new(spec)
+    trainable = _trainable(spec)  # a placement no node can satisfy stops here, before anything is written
     folder = sweep_dir(spec)
     _quiet()
     folder.mkdir(parents=True)
@@ -109,7 +118,7 @@ def run_sweep(spec: SweepSpec) -> Outcome:
             time_attr="epoch", max_t=epochs, grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor
         )
     tuner = tune.Tuner(
-        _trainable(spec),
+        trainable,
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,

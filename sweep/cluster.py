@@ -1,0 +1,201 @@
+"""`sweep cluster head|join|status`: Ray nodes that declare their cards, with token auth (issue 6).
+
+`head` and `join` wrap `ray start`: they add the node's card model and memory as labels
+(sweep/cards.py), turn on Ray's token authentication (`RAY_AUTH_MODE=token`; the head creates the
+token, every other node and client reads the same file), and keep the dashboard on 127.0.0.1
+unless told otherwise: whoever reaches a Ray dashboard can run code on the cluster
+(CVE-2023-48022, PLATFORM_NOTES.md). `--dry-run` prints the exact command instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from .cards import Card, NodeCards, cluster_cards, detect_cards, node_labels, parse_card
+from .spec import SpecError
+
+DEFAULT_PORT = 6379  # Ray's; Redis often holds it, so it is a flag
+TOKEN_ENV, TOKEN_PATH_ENV, MODE_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"
+
+
+def token_path() -> Path:
+    """Where Ray reads the cluster token: $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token."""
+    return Path(os.environ.get(TOKEN_PATH_ENV) or Path.home() / ".ray" / "auth_token")
+
+
+def token_available() -> bool:
+    return bool(os.environ.get(TOKEN_ENV)) or token_path().is_file()
+
+
+def use_cluster_token() -> None:
+    """Clients of a token-auth cluster must say so themselves: turn token mode on when a token
+    is at hand (an explicit RAY_AUTH_MODE wins)."""
+    if token_available():
+        os.environ.setdefault(MODE_ENV, "token")
+
+
+def ensure_token(path: Path) -> bool:
+    """Create the cluster token at `path` (readable by its owner only) unless one exists; True
+    when it was created."""
+    if path.is_file():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32))
+    return True
+
+
+def ray_executable() -> str:
+    """The `ray` script of this environment (next to its Python), else the one on PATH."""
+    beside = Path(sys.executable).parent / "ray"
+    return str(beside) if beside.exists() else "ray"
+
+
+def node_cards(args: argparse.Namespace) -> list[Card]:
+    """The cards this node declares: --card flags (repeated --num-gpus times when one is given),
+    else the ones the driver sees."""
+    try:
+        cards = [parse_card(text) for text in args.card] if args.card else detect_cards()
+    except ValueError as err:
+        raise SpecError([str(err)]) from None
+    if args.num_gpus is not None:
+        if args.num_gpus < 0:
+            raise SpecError([f"--num-gpus {args.num_gpus}: must be >= 0"])
+        if len(cards) == 1 and args.num_gpus > 1:
+            cards = cards * args.num_gpus  # `--card 'RTX 2080 Ti:11' --num-gpus 2`: two alike
+        elif cards and args.num_gpus != len(cards):
+            raise SpecError([f"--num-gpus {args.num_gpus}: {len(cards)} --card flags given; give one per card or one in all"])
+    return cards
+
+
+def start_command(args: argparse.Namespace, head: bool) -> tuple[dict[str, str], list[str]]:
+    """The environment additions and the `ray start` command line of this node."""
+    cards = node_cards(args)
+    num_gpus = args.num_gpus if args.num_gpus is not None else len(cards)
+    command = [ray_executable(), "start"]
+    if head:
+        command += ["--head", f"--port={args.port}", f"--dashboard-host={args.dashboard_host}", f"--dashboard-port={args.dashboard_port}"]
+    else:
+        command += [f"--address={args.head_address}"]
+    command += [f"--num-gpus={num_gpus}"]
+    if args.num_cpus is not None:
+        command += [f"--num-cpus={args.num_cpus}"]
+    labels = node_labels(cards)
+    if labels:
+        command += ["--labels=" + ",".join(f"{key}={value}" for key, value in labels.items())]
+    if args.block:
+        command += ["--block"]  # stay in the foreground: a container's main process
+    env = {MODE_ENV: "token"}
+    if args.token_file is not None:
+        env[TOKEN_PATH_ENV] = str(args.token_file)
+    return env, command
+
+
+def head(args: argparse.Namespace) -> int:
+    env, command = start_command(args, head=True)
+    path = Path(env.get(TOKEN_PATH_ENV) or token_path())
+    if args.dry_run:
+        print(shlex.join([f"{key}={value}" for key, value in env.items()] + command))
+        return 0
+    if not os.environ.get(TOKEN_ENV) and ensure_token(path):
+        print(f"created the cluster token {path}: copy it to each node that joins (same path) and to each machine that runs `sweep run`")
+    return _start(env, command)
+
+
+def join(args: argparse.Namespace) -> int:
+    env, command = start_command(args, head=False)
+    path = Path(env.get(TOKEN_PATH_ENV) or token_path())
+    if args.dry_run:
+        print(shlex.join([f"{key}={value}" for key, value in env.items()] + command))
+        return 0
+    if not os.environ.get(TOKEN_ENV) and not path.is_file():
+        raise SpecError([f"token: no cluster token at {path}; copy the head's token file there or pass --token-file"])
+    return _start(env, command)
+
+
+def _start(env: dict[str, str], command: list[str]) -> int:
+    return subprocess.run(command, env={**os.environ, **env}, check=False).returncode
+
+
+def status(args: argparse.Namespace) -> int:
+    import logging
+
+    import ray
+
+    use_cluster_token()
+    address = args.address or os.environ.get("RAY_ADDRESS") or "auto"
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError) as err:
+        raise SpecError([f"--address {address}: {str(err).splitlines()[0]}"]) from None
+    try:
+        print(render_status(cluster_cards(), gpus_in_use()))
+    finally:
+        ray.shutdown()
+    return 0
+
+
+def gpus_in_use() -> dict[str, list[float]]:
+    """Node id -> GPU fractions held by placement groups (trials) there now."""
+    import ray.util
+
+    held: dict[str, list[float]] = {}
+    for group in ray.util.placement_group_table().values():
+        if group.get("state") != "CREATED":
+            continue
+        for index, bundle in group["bundles"].items():
+            node = group["bundles_to_node_id"].get(index)
+            if node and bundle.get("GPU"):
+                held.setdefault(node, []).append(bundle["GPU"])
+    return held
+
+
+def render_status(nodes: list[NodeCards], held: dict[str, list[float]]) -> str:
+    rows = [("node", "address", "card", "memory", "GPUs", "in use")]
+    for node in sorted(nodes, key=lambda n: (n.address, n.node_id)):
+        fractions = held.get(node.node_id, [])
+        in_use = f"{sum(fractions):.3g}" + (f" ({' + '.join(f'{f:g}' for f in sorted(fractions))})" if fractions else "")
+        memory = f"{node.memory_gb:g} GB" if node.memory_gb else "-"
+        rows.append((node.node_id[:8], node.address, node.card or "-", memory, f"{node.gpus:g}", in_use))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def _node_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--card", action="append", default=[], metavar="MODEL:GB",
+        help="declare a card, e.g. 'RTX 2080 Ti:11' (repeatable; default: the cards torch.cuda or nvidia-smi finds)",
+    )
+    parser.add_argument("--num-gpus", type=int, help="GPUs Ray schedules here (default: one per card)")
+    parser.add_argument("--num-cpus", type=int, help="CPU cores Ray schedules here (default: Ray's count)")
+    parser.add_argument("--token-file", type=Path, help="the cluster token (default: $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)")
+    parser.add_argument("--block", action="store_true", help="stay in the foreground (for containers)")
+    parser.add_argument("--dry-run", action="store_true", help="print the ray start command instead of running it")
+
+
+def add_parsers(commands) -> None:
+    cluster = commands.add_parser("cluster", help="start or inspect the Ray nodes of a lab cluster")
+    actions = cluster.add_subparsers(dest="action", required=True)
+
+    head_parser = actions.add_parser("head", help="start the head node (Ray, token auth, cards as labels)")
+    head_parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"Ray's port (default: {DEFAULT_PORT})")
+    head_parser.add_argument("--dashboard-host", default="127.0.0.1", help="address the dashboard listens on (default: 127.0.0.1)")
+    head_parser.add_argument("--dashboard-port", type=int, default=8265, help="dashboard port (default: 8265)")
+    _node_arguments(head_parser)
+    head_parser.set_defaults(handler=head)
+
+    join_parser = actions.add_parser("join", help="start a worker node that joins the head")
+    join_parser.add_argument("head_address", metavar="HEAD_ADDRESS", help="the head's host:port, e.g. 192.168.1.10:6379")
+    _node_arguments(join_parser)
+    join_parser.set_defaults(handler=join)
+
+    status_parser = actions.add_parser("status", help="nodes, their cards and the GPU fractions in use")
+    status_parser.add_argument("--address", help="the head's host:port (default: $RAY_ADDRESS, else this machine's cluster)")
+    status_parser.set_defaults(handler=status)
