@@ -12,6 +12,7 @@ the offline default), synthetic (random images of any shape, for benchmarks).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,6 +70,32 @@ def load_dataset(name: str, data_dir: Path, download: bool = False, **options) -
     if name not in _LOADERS:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(_LOADERS)}")
     return _LOADERS[name](Path(data_dir), download=download, **options)
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a data set holds, known without loading it (to size a trial before it starts)."""
+
+    images: int  # training plus test images
+    channels: int
+    side: int  # of the square images, in pixels
+    num_classes: int
+
+
+# (images, channels, side, classes) of the fixed data sets; synthetic's shape is its options.
+_SHAPES = {"cifar10": (60000, 3, 32, 10), "cifar100": (60000, 3, 32, 100), "digits": (1797, 1, 8, 10)}
+
+
+def data_shape(name: str, **options) -> DataShape:
+    """The shape of data set `name` as `load_dataset(name, ..., **options)` would load it."""
+    if name == "synthetic":
+        bound = inspect.signature(_synthetic).bind(None, **options)
+        bound.apply_defaults()  # the loader's own defaults
+        o = bound.arguments
+        return DataShape(2 * o["images"], o["channels"], o["image_size"], o["num_classes"])
+    if name not in _SHAPES:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(_LOADERS)}")
+    return DataShape(*_SHAPES[name])
 
 
 def _torchvision_cifar(cls, folder: str, data_dir: Path, download: bool) -> tuple[Split, Split, int]:
