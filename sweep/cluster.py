@@ -34,10 +34,14 @@ def token_available() -> bool:
 
 
 def use_cluster_token() -> None:
-    """Clients of a token-auth cluster must say so themselves: turn token mode on when a token
-    is at hand (an explicit RAY_AUTH_MODE wins)."""
-    if token_available():
-        os.environ.setdefault(MODE_ENV, "token")
+    """Clients of a token-auth cluster must say so themselves (Ray turns token mode on by itself
+    only for `address="auto"`): turn it on when a token is at hand; an explicit RAY_AUTH_MODE wins."""
+    if token_available() and MODE_ENV not in os.environ:
+        os.environ[MODE_ENV] = "token"
+        # Ray reads the mode once per process; refresh it, as Ray's own CLI does on finding a token
+        from ray._raylet import Config
+
+        Config.initialize("")
 
 
 def ensure_token(path: Path) -> bool:

@@ -9,9 +9,10 @@ comparison is fair (issue 4, "Fair comparison by arms"). Errors name the field p
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -171,10 +172,19 @@ class Resources(_Strict):
         return ModelResources(**{**base, **own.model_dump(exclude_none=True)})
 
 
+def _env(name: str, default: str):
+    """A field's default from the environment (the cluster profile sets these once per shell)."""
+    return lambda: os.environ.get(name) or default
+
+
 class Tracking(_Strict):
-    mlflow_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI (a SQLite file or a server URL)")
+    mlflow_uri: str = Field(
+        default_factory=_env("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
+        description="MLflow tracking URI: a SQLite file, or the server's URL on a cluster (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
     optuna_storage: str = Field(
-        "sqlite:///optuna.db", description="database URL of the Optuna studies (never MLflow's database)"
+        default_factory=_env("SWEEP_OPTUNA_STORAGE", "sqlite:///optuna.db"),
+        description="database URL of the Optuna studies, never MLflow's database (default: $SWEEP_OPTUNA_STORAGE, else sqlite:///optuna.db)",
     )
 
     @model_validator(mode="after")
@@ -186,7 +196,22 @@ class Tracking(_Strict):
 
 
 class Checkpoints(_Strict):
-    path: Path = Field(Path("sweeps"), description="folder of Ray Tune's results and trial checkpoints (shared on a cluster)")
+    path: Path = Field(
+        default_factory=lambda: Path(os.environ.get("SWEEP_CHECKPOINTS") or "sweeps"),
+        description="folder of the sweep's own state, and of Ray Tune's results and checkpoints unless `storage` is set; "
+        "on a cluster, a folder every node mounts at the same path (default: $SWEEP_CHECKPOINTS, else sweeps)",
+    )
+    storage: str | None = Field(
+        default_factory=lambda: os.environ.get("SWEEP_CHECKPOINT_STORAGE") or None,
+        pattern=r"^s3://[^/]+",
+        description="S3-compatible s3://BUCKET/PREFIX for Ray Tune's results and checkpoints instead of `path` "
+        "(credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; default: $SWEEP_CHECKPOINT_STORAGE)",
+    )
+    endpoint: str | None = Field(
+        default_factory=lambda: os.environ.get("SWEEP_S3_ENDPOINT") or None,
+        pattern=r"^https?://",
+        description="URL of an S3-compatible server, e.g. http://nas.lab:9000 (default: $SWEEP_S3_ENDPOINT, else AWS)",
+    )
     every: int = Field(1, ge=1, description="checkpoint every this many epochs")
 
 

@@ -34,9 +34,11 @@ def validate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.overrides).resolved()
+    from .stores import check_stores
     from .tune import check_new, ray_session, run_sweep
 
     check_new(spec)  # bad input starts nothing
+    check_stores(spec)  # nor does a store that cannot be reached (the cluster profile's server, database, bucket)
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         _check_data(spec)  # on a local Ray the trials read this machine's data folder
     with ray_session(args.address):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+import pyarrow.fs
 import ray
 from ray import tune
 
@@ -24,6 +25,7 @@ from .cluster import use_cluster_token
 from .progress import Progress
 from .search import METRIC, MODE, ArmSearcher, arm_key
 from .spec import SpecError, SweepSpec, dump_spec, load_spec
+from .stores import check_shared_folder, check_stores, s3_filesystem
 from .tracking import MlflowTracking, SweepTracker
 from .trainable import train_trial
 
@@ -93,17 +95,31 @@ def check_new(spec: SweepSpec) -> None:
         raise SpecError([f"name: sweep {spec.name!r} already exists in {folder}; `sweep resume {spec.name}` continues it"])
 
 
+def tune_storage(spec: SweepSpec) -> tuple[str, pyarrow.fs.FileSystem | None]:
+    """Where Ray Tune keeps results and checkpoints: the checkpoint folder, or the S3 bucket
+    (pyarrow takes the path without its scheme)."""
+    if spec.checkpoints.storage is None:
+        return str(spec.checkpoints.path), None
+    return spec.checkpoints.storage.removeprefix("s3://").rstrip("/"), s3_filesystem(spec.checkpoints)
+
+
 def find_sweep(name: str, storage: Path) -> tuple[Path, SweepSpec]:
     """The folder and spec of a sweep to resume (checked before Ray starts)."""
     folder = Path(storage).resolve() / name
-    if not (folder / SPEC_FILE).exists() or not tune.Tuner.can_restore(str(folder)):
+    if not (folder / SPEC_FILE).exists():
         raise SpecError([f"name: no sweep {name!r} to resume in {folder.parent}"])
-    return folder, load_spec(folder / SPEC_FILE)
+    spec = load_spec(folder / SPEC_FILE)
+    check_stores(spec)
+    path, filesystem = tune_storage(spec)
+    if not tune.Tuner.can_restore(f"{path}/{name}", storage_filesystem=filesystem):
+        raise SpecError([f"name: no sweep {name!r} to resume in {folder.parent}"])
+    return folder, spec
 
 
 def run_sweep(spec: SweepSpec) -> Outcome:
     """Start a new sweep in the current Ray session."""
     check_new(spec)
+    check_shared_folder(spec.checkpoints)
     trainable = _trainable(spec)  # a placement no node can satisfy stops here, before anything is written
     folder = sweep_dir(spec)
     _quiet()
@@ -132,7 +148,8 @@ def run_sweep(spec: SweepSpec) -> Outcome:
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=str(spec.checkpoints.path),
+            storage_path=tune_storage(spec)[0],
+            storage_filesystem=tune_storage(spec)[1],
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[MlflowTracking(tracker), Progress(budget)],
@@ -144,9 +161,13 @@ def run_sweep(spec: SweepSpec) -> Outcome:
 
 def resume_sweep(name: str, storage: Path) -> Outcome:
     """Continue an interrupted sweep: same studies, finished trials kept, unfinished ones resumed."""
-    folder, spec = find_sweep(name, storage)
+    _, spec = find_sweep(name, storage)
+    check_shared_folder(spec.checkpoints)
     _quiet()
-    tuner = tune.Tuner.restore(str(folder), trainable=_trainable(spec), resume_unfinished=True, resume_errored=True)
+    path, filesystem = tune_storage(spec)
+    tuner = tune.Tuner.restore(
+        f"{path}/{name}", trainable=_trainable(spec), storage_filesystem=filesystem, resume_unfinished=True, resume_errored=True
+    )
     return _conclude(spec, SweepTracker(spec), _budget(spec), tuner.fit())
 
 

@@ -67,7 +67,7 @@ def test_grid_runs_every_combination_with_every_seed():
         ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
         ({"train": {"lr": 0.1}}, "train.lr: also in the search space"),
         ({"train": {"optimizer": "sgd"}}, "train.optimizer: set by the spec"),
-        ({"resources": {"gpu": 1.5}}, "resources.gpu: Input should be less than or equal to 1"),
+        ({"resources": {"gpu": 1.5}}, "resources.gpu: must be a fraction of one GPU in [0, 1], or auto"),
         ({"tracking": {"mlflow_uri": "sqlite:///x.db", "optuna_storage": "sqlite:///x.db"}}, "tracking.optuna_storage: must not be MLflow's database"),
         ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
         ({"name": "has space"}, "name: String should match pattern"),
