@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cmd.add_cluster_arguments(resume)
     resume.set_defaults(handler=sweep_cmd.resume)
 
+    sync = commands.add_parser("sync", help="write to MLflow what a sweep's journal kept while the server was unreachable")
+    sweep_cmd.add_resume_arguments(sync)
+    sync.set_defaults(handler=sweep_cmd.sync)
+
     report = commands.add_parser("report", help="comparison table, differences and plots of a sweep, from MLflow")
     sweep_cmd.add_report_arguments(report)
     report.add_argument("--out", type=Path, help="folder for the report's files (default: reports/NAME)")

@@ -74,6 +74,9 @@ def _finish(outcome, spec) -> int:
         return 130
     for arm, best in sorted(outcome.best.items()):
         print(f"best {arm}: val_acc {best['val_acc']:.2f}%, test_acc {best['test_acc']:.2f}% ({settings(best['train'])})")
+    if outcome.unsynced:  # _conclude printed what is missing and the `sweep sync` command
+        print(f"The report reads MLflow: run `sweep report {outcome.name}` once `sweep sync` has replayed the rest")
+        return 1
     from .report import render, write_report
 
     out = Path("reports") / spec.name
@@ -119,4 +122,26 @@ def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", type=Path, default=Path("sweeps"), help="checkpoint folder of the spec (default: sweeps)")
 
 
-__all__ = ["SpecError", "add_cluster_arguments", "add_resume_arguments", "add_run_arguments", "resume", "run", "validate"]
+def sync(args: argparse.Namespace) -> int:
+    """Apply what a sweep's journal holds and MLflow does not (after the server was unreachable
+    at the end of `sweep run`): 0 when all of it is in MLflow, 1 when the server still is not."""
+    from .journal import SYNC_WAIT_S, Journal, backlog
+    from .tracking import SweepTracker
+    from .tune import SPEC_FILE
+
+    folder = args.storage.resolve() / args.name
+    if not (folder / SPEC_FILE).exists():
+        raise SpecError([f"name: no sweep {args.name!r} in {folder.parent}"])
+    left = backlog(folder)
+    if left.events:
+        journal = Journal(folder, SweepTracker(load_spec(folder / SPEC_FILE))).start()
+        synced = journal.drain(SYNC_WAIT_S)
+        journal.close()
+        if not synced:
+            print(journal.message(args.name, args.storage))
+            return 1
+    print(f"MLflow has every tracking event of sweep {args.name} ({left.events} replayed now)")
+    return 0
+
+
+__all__ = ["SpecError", "add_cluster_arguments", "add_resume_arguments", "add_run_arguments", "resume", "run", "sync", "validate"]

@@ -5,6 +5,11 @@ and this is the one writer to the tracking store (a SQLite file locks under para
 A trial's epochs go out as one `log_batch` request per epoch with `step=epoch`. A retried or
 resumed trial replays epochs after its last checkpoint; those already logged are skipped, so
 no (metric, step) point is ever written twice (issue 4, "Exactly once").
+
+The callback does not call MLflow itself: it appends each event to the sweep's journal
+(sweep/journal.py), and the journal's thread applies them through `SweepTracker`, whose every
+method is idempotent, so an MLflow server that is down stalls neither Tune nor the trials and
+an event applied twice (after an outage, a killed driver or `sweep sync`) is written once.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
@@ -29,13 +34,16 @@ def searched(train: dict[str, Any]) -> dict[str, float]:
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s")
 PARENT_TAG, TRIAL_TAG, ARM_TAG, PHASE_TAG = "sweep.role", "ray.trial_id", "sweep.arm", "sweep.phase"
 STUDY_TRIAL_TAG = "sweep.study_trial"  # the Optuna trial number, in its arm's study
+FAILURE_EVENT_TAG = "sweep.failure_event"  # journal number of the last failure on the run
 # MLflow 3's UI opens an experiment in its GenAI view unless it is marked as model training.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def curve_points(result: dict[str, Any]) -> list[Metric]:
-    """One epoch's curves as MLflow metrics at `step=epoch`, for one `log_batch` request."""
-    stamp = int(time.time() * 1000)
+    """One epoch's curves as MLflow metrics at `step=epoch`, for one `log_batch` request; stamped
+    with the time Ray Tune received them (its `timestamp`, seconds) where known, so an epoch
+    replayed after an outage keeps its own time."""
+    stamp = int(float(result["timestamp"]) * 1000) if "timestamp" in result else int(time.time() * 1000)
     return [Metric(key, float(result[key]), stamp, int(result["epoch"])) for key in CURVES if key in result]
 
 
@@ -72,9 +80,11 @@ class SweepTracker:
             "seeds": ",".join(map(str, spec.seeds)),
             "confirm_seeds": str(spec.confirm_seeds),
         }
-        self._reset()
+        self.reset()
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
+        """Forget what this tracker knows of MLflow: after a failed request, the runs and their
+        last steps are read again from the server, which may or may not have applied it."""
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
         self._parent: str | None = None
@@ -100,35 +110,38 @@ class SweepTracker:
             self._experiment_id = found.experiment_id if found else self.client.create_experiment(self.sweep, tags=EXPERIMENT_KIND)
         return self._experiment_id
 
-    def _find(self, tag: str, value: str) -> str | None:
+    def _find(self, tag: str, value: str) -> Run | None:
         runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1)
-        return runs[0].info.run_id if runs else None
+        return runs[0] if runs else None
 
     @property
     def parent(self) -> str:
         if self._parent is None:
-            self._parent = self._find(PARENT_TAG, "parent")
-        if self._parent is None:
-            run = self.client.create_run(self.experiment_id, run_name=f"{self.sweep} (sweep)", tags={PARENT_TAG: "parent"})
-            self._parent = run.info.run_id
-            self.client.log_batch(self._parent, params=[Param(k, v) for k, v in self._summary.items()])
-            self.client.log_text(self._parent, self._spec_yaml, "sweep_spec.yaml")
+            found = self._find(PARENT_TAG, "parent")
+            if found is None:
+                found = self.client.create_run(self.experiment_id, run_name=f"{self.sweep} (sweep)", tags={PARENT_TAG: "parent"})
+            if not found.data.params:  # new, or created by a request whose next one failed
+                self.client.log_batch(found.info.run_id, params=[Param(k, v) for k, v in self._summary.items()])
+                self.client.log_text(found.info.run_id, self._spec_yaml, "sweep_spec.yaml")
+            self._parent = found.info.run_id
         return self._parent
 
     def child(self, trial_id: str, config: dict[str, Any]) -> str:
         """The trial's run: found by its Ray trial id, or created under the parent."""
         if trial_id in self._runs:
             return self._runs[trial_id]
-        run_id = self._find(TRIAL_TAG, trial_id)
-        if run_id is None:
+        found = self._find(TRIAL_TAG, trial_id)
+        if found is None:
             train, phase = config["train"], config.get("phase", "search")
             confirm = f" confirm seed {train['seed']}" if phase == "confirm" else ""
             name = f"{train['optimizer']} {train['model']}{confirm} {trial_id.split('_')[-1]}"
             tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id, ARM_TAG: config["arm"], PHASE_TAG: phase}
             if config.get("study_trial") is not None:
                 tags[STUDY_TRIAL_TAG] = str(config["study_trial"])
-            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
-            self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in sorted(train.items())])
+            found = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        run_id = found.info.run_id
+        if not found.data.params:  # new, or created by a request whose next one failed
+            self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in sorted(config["train"].items())])
             self._logged[trial_id] = 0
         else:
             history = self.client.get_metric_history(run_id, "val_acc")
@@ -152,15 +165,20 @@ class SweepTracker:
         self._logged[trial_id] = epoch
         return True
 
-    def note_failure(self, trial_id: str, config: dict[str, Any], error: str, final: bool) -> None:
-        """Keep a trial's error in its run: the last line as a tag, the traceback as error.txt,
-        and the count of failures (each retry from a checkpoint follows one)."""
+    def note_failure(self, trial_id: str, config: dict[str, Any], error: str, final: bool, event: int | None = None) -> None:
+        """Keep a trial's error in its run: the last line as a tag, the traceback as
+        errors/failure_N.txt, and the count of failures (each retry from a checkpoint follows
+        one). `event`, the journal's number for this failure, makes a second call a no-op."""
         run_id = self.child(trial_id, config)
-        failures = int(self.client.get_run(run_id).data.tags.get("sweep.failures", "0")) + 1
+        tags = self.client.get_run(run_id).data.tags
+        if event is not None and int(tags.get(FAILURE_EVENT_TAG, "-1")) >= event:
+            return  # already on the run (journal events reach a run in order)
+        failures = int(tags.get("sweep.failures", "0")) + 1
         last = next((line for line in reversed(error.strip().splitlines()) if line.strip()), "unknown error")
-        self.client.log_batch(run_id, tags=[RunTag("sweep.failures", str(failures)), RunTag("sweep.error", last[:500])])
-        if error:
+        if error:  # before the count: a retried call rewrites the same file
             self.client.log_text(run_id, error, f"errors/failure_{failures}.txt")
+        batch = [RunTag("sweep.failures", str(failures)), RunTag("sweep.error", last[:500])]
+        self.client.log_batch(run_id, tags=batch + ([RunTag(FAILURE_EVENT_TAG, str(event))] if event is not None else []))
 
     def end_trial(self, trial_id: str, config: dict[str, Any], outcome: str) -> None:
         run_id = self.child(trial_id, config)
@@ -192,30 +210,38 @@ class SweepTracker:
 
 
 class MlflowTracking(Callback):
-    """Ray Tune callback feeding a SweepTracker from the driver."""
+    """Ray Tune callback writing the sweep's tracking events to its journal (in `folder`), from
+    which the journal's thread feeds a SweepTracker; nothing here waits for MLflow."""
 
-    def __init__(self, tracker: SweepTracker):
-        self.tracker = tracker
+    def __init__(self, tracker: SweepTracker, folder: Path):
+        self.tracker, self.folder = tracker, Path(folder)
+
+    def _event(self, kind: str, trial=None, **fields) -> None:
+        from .journal import open_journal
+
+        if trial is not None:
+            fields = {"trial": trial.trial_id, "config": trial.config, **fields}
+        open_journal(self.folder, self.tracker).append(kind, **fields)
 
     def setup(self, **info) -> None:
-        _ = self.tracker.parent  # the parent exists before the first child
+        self._event("sweep")  # the parent exists before the first child
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self.tracker.child(trial.trial_id, trial.config)  # a trial that fails at once is still on record
+        self._event("start", trial)  # a trial that fails at once is still on record
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self.tracker.log_epoch(trial.trial_id, trial.config, result)
+        self._event("epoch", trial, result={key: value for key, value in result.items() if key != "config"})
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         status = (trial.last_result or {}).get("status", "running")
-        self.tracker.end_trial(trial.trial_id, trial.config, "stopped early" if status == "running" else status)
+        self._event("end", trial, outcome="stopped early" if status == "running" else status)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        self.tracker.note_failure(trial.trial_id, trial.config, _error_text(trial), final=False)
+        self._event("failure", trial, error=_error_text(trial), final=False)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.tracker.note_failure(trial.trial_id, trial.config, _error_text(trial), final=True)
-        self.tracker.end_trial(trial.trial_id, trial.config, "failed")
+        self._event("failure", trial, error=_error_text(trial), final=True)
+        self._event("end", trial, outcome="failed")
 
 
 def _error_text(trial) -> str:

@@ -22,6 +22,7 @@ from ray import tune
 from . import placement, space
 from .cards import cluster_cards, detect_cards, node_labels
 from .cluster import use_cluster_token
+from .journal import close_journal, open_journal
 from .progress import Progress
 from .search import METRIC, MODE, ArmSearcher, arm_key
 from .spec import SpecError, SweepSpec, dump_spec, load_spec
@@ -39,6 +40,7 @@ class Outcome:
     best: dict[str, dict] = field(default_factory=dict)  # arm -> final metrics and settings of its best trial
     failed: int = 0
     orphans: int = 0  # runs and study trials left open by a killed driver, closed at the end
+    unsynced: str = ""  # what is not in MLflow yet and how to replay it; empty when all is there
 
 
 def sweep_dir(spec: SweepSpec) -> Path:
@@ -152,7 +154,7 @@ def run_sweep(spec: SweepSpec) -> Outcome:
             storage_filesystem=tune_storage(spec)[1],
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[MlflowTracking(tracker), Progress(budget)],
+            callbacks=[MlflowTracking(tracker, folder), Progress(budget)],
             verbose=0,
         ),
     )
@@ -190,7 +192,15 @@ def _conclude(spec: SweepSpec, tracker: SweepTracker, budget: dict[str, int], re
         if arm not in outcome.best or metrics[METRIC] > outcome.best[arm][METRIC]:
             train = result.config["train"]
             outcome.best[arm] = {**{k: metrics[k] for k in ("val_acc", "test_acc", "epoch")}, "train": train}
+    # the callback's journal (or, after a resume with nothing left to run, a new one)
+    journal = open_journal(sweep_dir(spec), tracker)
     if not outcome.interrupted:
-        outcome.orphans = tracker.close_orphans() + ArmSearcher(spec).close_orphans()
-        tracker.finish(outcome.best)
+        outcome.orphans = ArmSearcher(spec).close_orphans()
+        journal.append("orphans")  # after every trial's own events: runs still open are orphans
+        journal.append("finish", best=outcome.best)
+    if not journal.drain(verbose=True):  # up to journal.DRAIN_S without progress
+        outcome.unsynced = journal.message(spec.name, spec.checkpoints.path)
+        print(outcome.unsynced, flush=True)
+    close_journal(journal)
+    outcome.orphans += journal.orphans
     return outcome

@@ -1,0 +1,326 @@
+"""The sweep's tracking journal: every MLflow write goes through a local file first.
+
+The Tune callback (sweep/tracking.py) appends one JSON line per tracking event to
+`mlflow_journal.jsonl` in the sweep's checkpoint folder, flushed and fsync'd before the callback
+returns, so nothing a trial reported is lost if MLflow is down or the driver dies. A thread in
+the driver applies the events in order through `SweepTracker`, whose methods are idempotent;
+`mlflow_journal.offset` records how far it got, so `sweep resume` or `sweep sync` continue from
+there. While MLflow is unreachable the thread retries the same event (short HTTP attempts, a
+capped backoff between them) and Tune's loop never waits for the server (issue 7, failure 3).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+JOURNAL, OFFSET, LOCK = "mlflow_journal.jsonl", "mlflow_journal.offset", "mlflow_journal.lock"
+# The end of a sweep waits for the journal to reach MLflow while events keep going in, and gives up
+# after this long without one: a server back within a minute still gets everything before the
+# command returns; one that stays down costs the user a minute, then `sweep sync` replays the rest.
+DRAIN_S = 60.0
+SYNC_WAIT_S = 10.0  # `sweep sync` gives a still-unreachable server this long before it gives up
+RETRY_S = (0.5, 5.0)  # wait after a failed attempt: the first, doubling up to the cap
+# One HTTP attempt per call: MLflow's own retries (minutes of backoff, and urllib3 resends a POST
+# whose answer was lost, which can double a batch) give way to this module's retry, which rereads
+# the run from the server before sending again.
+SHORT_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@dataclass
+class Backlog:
+    """Journal events not in MLflow yet."""
+
+    events: int = 0
+    epochs: int = 0
+    trials: int = 0
+
+
+class Journal:
+    """One sweep's journal: appended to by the Tune callback, applied by a background thread."""
+
+    def __init__(self, folder: Path, tracker):
+        self.folder, self.tracker = Path(folder), tracker
+        self.path, self.offset_path = self.folder / JOURNAL, self.folder / OFFSET
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._writer = None  # opened by the first append: `sweep sync` only reads
+        self._seq, self._end = _whole_lines(self.path)
+        self._applied, self._applied_events = _read_offset(self.offset_path, self._end)
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.last_error = ""
+        self.orphans = 0  # runs closed by an "orphans" event
+
+    # -- the writer's side (Tune's thread) --------------------------------------------------
+
+    def append(self, kind: str, **fields: Any) -> None:
+        """Write one event, durably, and wake the applier."""
+        with self._cond:
+            if self._writer is None:
+                self._writer = _open_for_append(self.path, self._end)
+            line = json.dumps({"seq": self._seq, "kind": kind, **fields}, default=str, separators=(",", ":"))
+            self._writer.write(line.encode() + b"\n")
+            self._writer.flush()
+            os.fsync(self._writer.fileno())
+            self._seq += 1
+            self._end = self._writer.tell()
+            self._cond.notify_all()
+
+    # -- the applier ------------------------------------------------------------------------
+
+    def start(self) -> Journal:
+        if self._thread is None:
+            _short_http(+1)
+            self._thread = threading.Thread(target=self._run, name=f"mlflow-journal {self.folder.name}", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        lock = open(self.folder / LOCK, "a")  # noqa: SIM115 (held for the thread's life)
+        delay = RETRY_S[0]
+        try:
+            while not self._lock(lock):  # a `sweep sync` of this sweep in another process
+                self.last_error = f"another process holds {self.folder / LOCK} (a `sweep sync` or another driver)"
+                if self._wait(delay):
+                    return
+                delay = min(2 * delay, RETRY_S[1])
+            while True:
+                try:
+                    self.path.touch()  # the writer creates it at its first event, maybe after this
+                    with open(self.path, "rb") as reader:
+                        return self._apply_all(reader)
+                except OSError as err:  # the journal's disk, not MLflow: keep trying all the same
+                    self.last_error = _first_line(err)
+                    if self._wait(RETRY_S[1]):
+                        return
+        finally:
+            lock.close()
+
+    @staticmethod
+    def _lock(lock) -> bool:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep, unless told to stop; True when stopping."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._stop, timeout=seconds)
+            return self._stop
+
+    def _apply_all(self, reader) -> None:
+        delay = RETRY_S[0]
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stop or self._applied < self._end)
+                if self._stop:
+                    return
+                start = self._applied
+            reader.seek(start)
+            line = reader.readline()
+            if not line.endswith(b"\n"):  # only a whole line is an event
+                self._wait(0.05)
+                continue
+            try:
+                self._apply(json.loads(line))
+            except Exception as err:  # noqa: BLE001 (any failure: keep the event, retry it)
+                self.last_error = _first_line(err)
+                self.tracker.reset()  # reread runs and last steps from the server before resending
+                if self._wait(delay):
+                    return
+                delay = min(2 * delay, RETRY_S[1])
+                continue
+            delay = RETRY_S[0]
+            with self._cond:
+                self._applied, self._applied_events = start + len(line), self._applied_events + 1
+                self.last_error = ""
+                self._cond.notify_all()
+            _write_offset(self.offset_path, self._applied, self._applied_events)
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        tracker, kind = self.tracker, event["kind"]
+        trial, config = event.get("trial"), event.get("config")
+        if kind == "sweep":
+            _ = tracker.parent
+        elif kind == "start":
+            tracker.child(trial, config)
+        elif kind == "epoch":
+            tracker.log_epoch(trial, config, event["result"])
+        elif kind == "failure":
+            tracker.note_failure(trial, config, event["error"], final=event["final"], event=event["seq"])
+        elif kind == "end":
+            tracker.end_trial(trial, config, event["outcome"])
+        elif kind == "orphans":
+            self.orphans += tracker.close_orphans()
+        elif kind == "finish":
+            tracker.finish(event["best"])
+        else:  # written by a newer version of this module
+            warnings.warn(f"{self.path}: skipped unknown event {kind!r} (seq {event['seq']})", stacklevel=1)
+
+    # -- waiting for it, and what is left -----------------------------------------------------
+
+    def drain(self, patience: float | None = None, verbose: bool = False) -> bool:
+        """Wait until every event is applied, while events keep being applied; give up after
+        `patience` seconds (DRAIN_S) without one. True when the journal is all in MLflow."""
+        patience = DRAIN_S if patience is None else patience
+        last, deadline, told = -1, 0.0, not verbose
+        started = time.monotonic()
+        while True:
+            with self._cond:
+                if self._applied >= self._end:
+                    return True
+                if self._applied != last:
+                    last, deadline = self._applied, time.monotonic() + patience
+                if time.monotonic() >= deadline:
+                    return False
+                self._cond.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            if not told and time.monotonic() - started > 2:
+                left = self.backlog()
+                print(f"Waiting for MLflow at {self.tracker.uri}: {left.events} tracking events to write", flush=True)
+                told = True
+
+    def close(self) -> None:
+        """Stop the applier (an HTTP attempt in flight ends within its timeout) and the writer."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=float(SHORT_HTTP["MLFLOW_HTTP_REQUEST_TIMEOUT"]) + 5)
+            _short_http(-1)
+            self._thread = None
+        if self._writer is not None:
+            self._writer.close()
+
+    def backlog(self) -> Backlog:
+        return backlog(self.folder)
+
+    def message(self, name: str, storage: Path) -> str:
+        """What is not in MLflow, where it is kept, and the command that replays it."""
+        left = self.backlog()
+        command = f"sweep sync {name}" + ("" if Path(storage).resolve() == Path("sweeps").resolve() else f" --storage {storage}")
+        why = f" ({self.last_error})" if self.last_error else ""
+        return (
+            f"{left.events} tracking events ({left.epochs} epochs of {left.trials} trials) are not in MLflow at "
+            f"{self.tracker.uri} yet{why}. They are kept in {self.path}; replay them with: {command}"
+        )
+
+
+def backlog(folder: Path) -> Backlog:
+    """Count the events of a sweep's journal past its applied offset."""
+    path = Path(folder) / JOURNAL
+    if not path.exists():
+        return Backlog()
+    start, _ = _read_offset(Path(folder) / OFFSET, path.stat().st_size)
+    left, trials = Backlog(), set()
+    with open(path, "rb") as reader:
+        reader.seek(start)
+        for line in reader:
+            if not line.endswith(b"\n"):
+                break
+            event = json.loads(line)
+            left.events += 1
+            left.epochs += event["kind"] == "epoch"
+            if event.get("trial"):
+                trials.add(event["trial"])
+    left.trials = len(trials)
+    return left
+
+
+# -- one journal per sweep folder in this process: the Tune callback (a new one, or the one Tune
+# unpickled on `sweep resume`) and the end of the sweep share it, so one thread applies in order.
+
+_open: dict[Path, Journal] = {}
+_open_lock = threading.Lock()
+
+
+def open_journal(folder: Path, tracker) -> Journal:
+    """This process's journal of the sweep in `folder`, its applier started."""
+    key = Path(folder).resolve()
+    with _open_lock:
+        if key not in _open:
+            _open[key] = Journal(key, tracker).start()
+        return _open[key]
+
+
+def close_journal(journal: Journal) -> None:
+    with _open_lock:
+        _open.pop(journal.folder.resolve(), None)
+    journal.close()
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+def _open_for_append(path: Path, end: int):
+    """Append mode, after cutting a torn last line (a driver killed mid-write) that no callback
+    ever returned from: the journal holds whole lines only, up to `end`."""
+    if path.exists() and path.stat().st_size > end:
+        with open(path, "r+b") as file:
+            file.truncate(end)
+    return open(path, "ab")  # kept open while the sweep runs
+
+
+def _whole_lines(path: Path) -> tuple[int, int]:
+    """(count, end in bytes) of the journal's whole lines."""
+    count = end = 0
+    if path.exists():
+        with open(path, "rb") as file:
+            for line in file:
+                if not line.endswith(b"\n"):
+                    break
+                count, end = count + 1, end + len(line)
+    return count, end
+
+
+def _read_offset(path: Path, size: int) -> tuple[int, int]:
+    """(bytes, events) already applied; from the start if the offset is missing or does not fit
+    the journal (re-applying is harmless)."""
+    try:
+        saved = json.loads(path.read_text())
+        done, events = int(saved["bytes"]), int(saved["events"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, 0
+    return (done, events) if 0 <= done <= size else (0, 0)
+
+
+def _write_offset(path: Path, done: int, events: int) -> None:
+    temp = path.with_suffix(".tmp")
+    temp.write_text(json.dumps({"bytes": done, "events": events}))
+    os.replace(temp, path)  # no fsync: an offset that lags only means harmless re-applying
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200] if text else ''}"
+
+
+_http_lock = threading.Lock()
+_http_users = 0
+_saved_http: dict[str, str | None] = {}
+
+
+def _short_http(change: int) -> None:
+    """Set SHORT_HTTP while any applier runs in this process; then restore the user's values,
+    for the report and other MLflow calls after the sweep."""
+    global _http_users
+    with _http_lock:
+        _http_users += change
+        if change > 0 and _http_users == 1:
+            _saved_http.update({key: os.environ.get(key) for key in SHORT_HTTP})
+            os.environ.update(SHORT_HTTP)
+        elif change < 0 and _http_users == 0:
+            for key, value in _saved_http.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
