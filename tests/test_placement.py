@@ -167,3 +167,12 @@ def test_a_trial_that_outgrows_its_cap_fails_with_out_of_memory():
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()
+
+
+def test_status_shows_the_fractions_each_card_holds():
+    from sweep.cluster import render_status
+
+    table = render_status(LAB[2:], {"ntitan": [0.25, 0.25, 0.25]}).splitlines()
+    assert table[0].split() == ["node", "address", "card", "memory", "GPUs", "in", "use"]
+    assert table[1].split() == ["n2080ti", "10.0.0.3", "RTX-2080-Ti", "11", "GB", "1", "0"]
+    assert table[2].split()[2:] == ["TITAN-RTX", "24", "GB", "1", "0.75", "(0.25", "+", "0.25", "+", "0.25)"]

@@ -9,6 +9,7 @@ import os
 import optuna
 import pytest
 import ray
+from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
 from sweep.search import study_name
@@ -133,6 +134,10 @@ def test_a_failed_trial_is_retried_from_its_checkpoint_without_duplicate_epochs(
     # the replayed epoch 3 is the epoch 3 MLflow already had: training is deterministic
     (logged,) = [m.value for m in client.get_metric_history(child.info.run_id, "val_acc") if m.step == 3]
     assert results[2]["val_acc"] == logged
+    _, lost, doubled = logged_epochs(client, [child], 4)
+    # the fault came before epoch 4 was reported: epochs after the restored checkpoint, up to 3, ran twice
+    record("trainer raises after epoch 4 (checkpoints every 2)", trials=1, epochs=4,
+           redone=3 - results[-1]["restored_from_epoch"], lost=lost, doubled=doubled, note="retried from its checkpoint")
 
 
 def test_a_sweep_name_is_not_reused(tmp_path):
@@ -209,6 +214,9 @@ def test_a_diverging_trial_stops_is_marked_and_counts_as_a_failure_for_optuna(tm
     assert steps(client, by_lr[1e30]) == [1]  # stopped at once
     assert states[1e30] == optuna.trial.TrialState.FAIL
     assert by_lr[0.1].data.tags["sweep.outcome"] == "finished" and states[0.1] == optuna.trial.TrialState.COMPLETE
+    _, lost, doubled = logged_epochs(client, [by_lr[0.1]], 3)
+    record("a trial diverges (lr 1e30)", trials=2, epochs=3, redone=0, lost=lost, doubled=doubled,
+           note=f"diverged trial stopped after {len(steps(client, by_lr[1e30]))} epoch, Optuna told FAIL")
 
 
 def test_a_trial_that_keeps_failing_fails_alone_with_its_error_in_its_run(tmp_path):
@@ -224,3 +232,5 @@ def test_a_trial_that_keeps_failing_fails_alone_with_its_error_in_its_run(tmp_pa
     assert child.data.tags["sweep.failures"] == "2"  # the first attempt and its one retry
     assert "CIFAR10 not found or corrupted in" in child.data.tags["sweep.error"]
     assert parent.info.status == "FINISHED"
+    record("a trial keeps failing (retries: 1)", trials=1, epochs=2, redone=0, lost=0, doubled=0,
+           note=f"failed alone after {child.data.tags['sweep.failures']} attempts, error in its run")

@@ -1,5 +1,6 @@
 """`sweep run` interrupted with Ctrl-C, then `sweep resume`: the commands as a user runs them."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
 from sweep.search import study_name
@@ -67,6 +69,11 @@ def test_interrupted_sweep_resumes_without_repeating_finished_trials(tmp_path, s
     experiment = client.get_experiment_by_name("resume-me")
     before, (parent,) = children(client, experiment.experiment_id)
     finished_before = {r.info.run_id: r for r in before if r.info.status == "FINISHED"}
+    # epochs the interrupted trials had logged: what a resume from an earlier checkpoint would redo
+    in_flight = {
+        r.data.tags["ray.trial_id"]: max((m.step for m in client.get_metric_history(r.info.run_id, "test_acc")), default=0)
+        for r in before if r.info.status == "RUNNING"
+    }
     assert 1 <= len(finished_before) < 4
     assert parent.info.status == "RUNNING"  # the sweep is not over
 
@@ -88,6 +95,16 @@ def test_interrupted_sweep_resumes_without_repeating_finished_trials(tmp_path, s
     for rule in ("sgd", "sam_gns"):
         study = optuna.load_study(study_name=study_name("resume-me", "small_cnn", rule), storage=storage)
         assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2  # continued, not restarted
+
+    redone = 0
+    for trial_id, logged in in_flight.items():
+        (result_file,) = (tmp_path / "sweeps" / "resume-me").glob(f"*{trial_id}*/result.json")
+        restored = [json.loads(line)["restored_from_epoch"] for line in result_file.read_text().splitlines()][-1]
+        redone += max(0, logged - restored)
+    assert redone <= len(in_flight)  # at most one epoch per interrupted trial
+    _, lost, doubled = logged_epochs(client, after, 3, "test_acc")
+    record(f"driver {stop.name}, then sweep resume", trials=len(after), epochs=3, redone=redone, lost=lost, doubled=doubled,
+           note=f"{len(finished_before)} finished before the stop, none run again")
 
 
 def test_resume_of_an_unknown_sweep_exits_2(tmp_path):
