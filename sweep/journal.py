@@ -14,12 +14,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .spec import redact_uri
 
 JOURNAL, OFFSET, LOCK = "mlflow_journal.jsonl", "mlflow_journal.offset", "mlflow_journal.lock"
 # The end of a sweep waits for the journal to reach MLflow while events keep going in, and gives up
@@ -186,7 +189,7 @@ class Journal:
                 self._cond.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
             if not told and time.monotonic() - started > 2:
                 left = self.backlog()
-                print(f"Waiting for MLflow at {self.tracker.uri}: {left.events} tracking events to write", flush=True)
+                print(f"Waiting for MLflow at {redact_uri(self.tracker.uri)}: {left.events} tracking events to write", flush=True)
                 told = True
 
     def close(self) -> None:
@@ -211,7 +214,7 @@ class Journal:
         why = f" ({self.last_error})" if self.last_error else ""
         return (
             f"{left.events} tracking events ({left.epochs} epochs of {left.trials} trials) are not in MLflow at "
-            f"{self.tracker.uri} yet{why}. They are kept in {self.path}; replay them with: {command}"
+            f"{redact_uri(self.tracker.uri)} yet{why}. They are kept in {self.path}; replay them with: {command}"
         )
 
 
@@ -300,8 +303,9 @@ def _write_offset(path: Path, done: int, events: int) -> None:
 
 
 def _first_line(err: Exception) -> str:
+    """The error for a message: its first line, short, without a password a URL in it may hold."""
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:200] if text else ''}"
+    return re.sub(r"(\w+://[^/:@\s]*):[^/@\s]*@", r"\1:***@", f"{type(err).__name__}: {text[0][:200] if text else ''}")
 
 
 _http_lock = threading.Lock()

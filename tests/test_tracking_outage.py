@@ -176,7 +176,7 @@ def test_sweep_sync_replays_a_journal_and_says_what_it_could_not(tmp_path, monke
     assert "no sweep 'nosuch'" in capsys.readouterr().err
 
     # a server that is down: nothing applied, the same message as at the end of a sweep
-    down = small_spec(tmp_path, name="down", uri=f"http://127.0.0.1:{free_port()}")
+    down = small_spec(tmp_path, name="down", uri=f"http://bob:s3cret@127.0.0.1:{free_port()}")
     (storage / "down").mkdir(parents=True)
     (storage / "down" / SPEC_FILE).write_text(dump_spec(down))
     write_events(Journal(storage / "down", SweepTracker(down)))
@@ -185,6 +185,7 @@ def test_sweep_sync_replays_a_journal_and_says_what_it_could_not(tmp_path, monke
     out = capsys.readouterr().out
     assert "14 tracking events (5 epochs of 2 trials) are not in MLflow" in out
     assert f"kept in {storage / 'down' / JOURNAL}" in out and f"sweep sync down --storage {storage}" in out
+    assert "bob:***@127.0.0.1" in out and "s3cret" not in out
     assert not (storage / "down" / OFFSET).exists()
     monkeypatch.undo()  # a new SQLite store takes a few seconds to create
 
