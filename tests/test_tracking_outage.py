@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
 from sweep import journal as journal_mod
@@ -270,7 +271,7 @@ def sweep_spec(tmp_path, name, uri, epochs):
     }).resolved()
 
 
-def logged_epochs(uri: str, name: str) -> int:
+def epochs_in_mlflow(uri: str, name: str) -> int:
     """Epochs in MLflow so far, or -1 when the server does not answer."""
     try:
         client = MlflowClient(uri)
@@ -302,19 +303,23 @@ class Beside(threading.Thread):
 
 def kill_after_first_epoch(server: Server, name: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while logged_epochs(server.uri, name) < 1:
+    while epochs_in_mlflow(server.uri, name) < 1:
         assert time.monotonic() < deadline, "no epoch reached MLflow"
         time.sleep(0.2)
     server.stop()
 
 
-def assert_complete(spec, epochs: int) -> None:
-    """Every epoch of every curve exactly once, every run closed."""
+def assert_complete(spec, epochs: int, failure: str, note: str) -> None:
+    """Record the issue's figures (counted from Tune's results and the runs), then check every
+    epoch of every curve is in MLflow exactly once and every run closed."""
     client = MlflowClient(spec.tracking.mlflow_uri)
     experiment = client.get_experiment_by_name(spec.name)
     found = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in found if r.data.tags.get("sweep.role") == "parent"]
     children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    trained = sum(len(path.read_text().splitlines()) for path in (spec.checkpoints.path / spec.name).glob("*/result.json"))
+    _, lost, doubled = logged_epochs(client, children, epochs)
+    record(failure, trials=len(children), epochs=epochs, redone=trained - len(children) * epochs, lost=lost, doubled=doubled, note=note)
     assert parent.info.status == "FINISHED" and len(children) == 2
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags["sweep.outcome"] == "finished"
@@ -349,9 +354,10 @@ def test_a_30_second_outage_mid_trial_loses_and_doubles_nothing(tmp_path, ray_se
     assert not outcome.interrupted and outcome.failed == 0 and not outcome.unsynced
     assert ended > seen["up"], "the sweep ended before the server came back: make the trials longer"
     assert seen["buffered"] >= 10, seen  # training went on while MLflow was away
-    assert_complete(spec, epochs)
+    note = (f"server down {seen['up'] - seen['down']:.0f} s (killed, restarted), {seen['events']} events ({seen['buffered']} epochs) "
+            f"buffered in the journal, sent when it came back; sweep ended {ended - seen['up']:.0f} s later")
+    assert_complete(spec, epochs, "MLflow server down 30 s mid-trial", note)
     assert backlog(folder).events == 0
-    print(f"\noutage {seen['up'] - seen['down']:.0f} s, {seen['events']} events ({seen['buffered']} epochs) buffered, sweep ended {ended - seen['up']:.0f} s after")
 
 
 @pytest.mark.slow
@@ -375,7 +381,7 @@ def test_a_server_that_never_returns_leaves_a_journal_that_sweep_sync_replays(tm
 
     server.start()
     assert main(["sync", "gone", "--storage", str(spec.checkpoints.path)]) == 0
-    assert_complete(spec, epochs)
+    note = f"{left.events} events ({left.epochs} epochs) kept in the journal at the end, replayed by `sweep sync`"
+    assert_complete(spec, epochs, "MLflow server gone for good", note)
     assert backlog(folder).events == 0
-    print(f"\n{left.events} events ({left.epochs} epochs) kept while the server was gone, replayed by sweep sync")
 
