@@ -135,21 +135,26 @@ def check_shared_folder(checkpoints: Checkpoints) -> None:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    from .probe import Probe
+
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     if checkpoints.storage is not None or len(nodes) < 2:
         return
     checkpoints.path.mkdir(parents=True, exist_ok=True)
     marker = checkpoints.path / f".shared-check-{uuid.uuid4().hex}"
     marker.touch()
+    # one short-lived actor per node, killed after: idle task workers would linger in each node's
+    # worker pool and hold back the trials' own workers
+    probes = [
+        ray.remote(num_cpus=0)(Probe).options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote()
+        for node in nodes
+    ]
     try:
-        seen = ray.get([
-            ray.remote(num_cpus=0)(os.path.exists)
-            .options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
-            .remote(str(marker))
-            for node in nodes
-        ])
+        seen = ray.get([probe.sees.remote(str(marker)) for probe in probes])
     finally:
         marker.unlink()
+        for probe in probes:
+            ray.kill(probe)
     blind = [node["NodeManagerAddress"] for node, found in zip(nodes, seen) if not found]
     if blind:
         raise SpecError([
