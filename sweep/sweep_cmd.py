@@ -98,9 +98,14 @@ def tracking_uri(name: str | None, storage: Path, explicit: str | None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
+def default_storage() -> Path:
+    """Where sweeps are, as the spec's `checkpoints.path` defaults (the cluster profile sets it)."""
+    return Path(os.environ.get("SWEEP_CHECKPOINTS") or "sweeps")
+
+
 def add_report_arguments(parser: argparse.ArgumentParser, name_required: bool = True) -> None:
     parser.add_argument("name", nargs=None if name_required else "?", help="the sweep's name")
-    parser.add_argument("--storage", type=Path, default=Path("sweeps"), help="checkpoint folder holding the sweep's spec (default: sweeps)")
+    parser.add_argument("--storage", type=Path, default=default_storage(), help="checkpoint folder holding the sweep's spec (default: $SWEEP_CHECKPOINTS, else sweeps)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: the sweep's spec, else $MLFLOW_TRACKING_URI, else ./mlflow.db)")
 
 
@@ -119,7 +124,7 @@ def report(args: argparse.Namespace) -> int:
 
 def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the sweep's name (its folder under --storage)")
-    parser.add_argument("--storage", type=Path, default=Path("sweeps"), help="checkpoint folder of the spec (default: sweeps)")
+    parser.add_argument("--storage", type=Path, default=default_storage(), help="checkpoint folder of the spec (default: $SWEEP_CHECKPOINTS, else sweeps)")
 
 
 def sync(args: argparse.Namespace) -> int:
