@@ -103,28 +103,26 @@ def start_command(args: argparse.Namespace, head: bool) -> tuple[dict[str, str],
 
 
 def head(args: argparse.Namespace) -> int:
-    env, command = start_command(args, head=True)
-    path = Path(env.get(TOKEN_PATH_ENV) or token_path())
-    if args.dry_run:
-        print(shlex.join([f"{key}={value}" for key, value in env.items()] + command))
-        return 0
-    if not os.environ.get(TOKEN_ENV) and ensure_token(path):
-        print(f"created the cluster token {path}: copy it to each node that joins (same path) and to each machine that runs `sweep run`")
-    return _start(env, command)
+    return _start_node(args, head=True)
 
 
 def join(args: argparse.Namespace) -> int:
-    env, command = start_command(args, head=False)
-    path = Path(env.get(TOKEN_PATH_ENV) or token_path())
+    return _start_node(args, head=False)
+
+
+def _start_node(args: argparse.Namespace, head: bool) -> int:
+    """Run (or with --dry-run print) this node's `ray start`. The head creates the cluster token
+    if there is none; a joining node needs the head's."""
+    env, command = start_command(args, head)
     if args.dry_run:
         print(shlex.join([f"{key}={value}" for key, value in env.items()] + command))
         return 0
-    if not os.environ.get(TOKEN_ENV) and not path.is_file():
-        raise SpecError([f"token: no cluster token at {path}; copy the head's token file there or pass --token-file"])
-    return _start(env, command)
-
-
-def _start(env: dict[str, str], command: list[str]) -> int:
+    path = Path(env.get(TOKEN_PATH_ENV) or token_path())
+    if not os.environ.get(TOKEN_ENV):
+        if head and ensure_token(path):
+            print(f"created the cluster token {path}: copy it to each node that joins (same path) and to each machine that runs `sweep run`")
+        elif not head and not path.is_file():
+            raise SpecError([f"token: no cluster token at {path}; copy the head's token file there or pass --token-file"])
     return subprocess.run(command, env={**os.environ, **env}, check=False).returncode
 
 

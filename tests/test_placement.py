@@ -176,3 +176,14 @@ def test_status_shows_the_fractions_each_card_holds():
     assert table[0].split() == ["node", "address", "card", "memory", "GPUs", "in", "use"]
     assert table[1].split() == ["n2080ti", "10.0.0.3", "RTX-2080-Ti", "11", "GB", "1", "0"]
     assert table[2].split()[2:] == ["TITAN-RTX", "24", "GB", "1", "0.75", "(0.25", "+", "0.25", "+", "0.25)"]
+
+
+def test_joining_without_the_cluster_token_starts_nothing(tmp_path, monkeypatch, capsys):
+    from sweep.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["cluster", "join", "10.0.0.4:6380", "--num-gpus", "0"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"token: no cluster token at {tmp_path}/.ray/auth_token; copy the head's token file there or pass --token-file"
