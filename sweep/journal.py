@@ -25,6 +25,12 @@ from typing import Any
 from .spec import redact_uri
 
 JOURNAL, OFFSET, LOCK = "mlflow_journal.jsonl", "mlflow_journal.offset", "mlflow_journal.lock"
+REFUSED = "mlflow_journal.refused.jsonl"  # events MLflow refused as invalid, kept with the reason
+# An event MLflow refuses as invalid (a run deleted in the UI mid-sweep, a value over its limits)
+# would be refused forever and hold back every event after it: after this many refusals in a row
+# it is set aside in REFUSED, said on the terminal, and the journal goes on.
+REFUSE_AFTER = 3
+PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE", "BAD_REQUEST"}
 # The end of a sweep waits for the journal to reach MLflow while events keep going in, and gives up
 # after this long without one: a server back within a minute still gets everything before the
 # command returns; one that stays down costs the user a minute, then `sweep sync` replays the rest.
@@ -61,6 +67,7 @@ class Journal:
         self._thread: threading.Thread | None = None
         self.last_error = ""
         self.orphans = 0  # runs closed by an "orphans" event
+        self.refused = 0  # events MLflow refused as invalid, set aside in REFUSED
 
     # -- the writer's side (Tune's thread) --------------------------------------------------
 
@@ -122,7 +129,7 @@ class Journal:
             return self._stop
 
     def _apply_all(self, reader) -> None:
-        delay = RETRY_S[0]
+        delay, refusals = RETRY_S[0], 0
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._stop or self._applied < self._end)
@@ -139,16 +146,32 @@ class Journal:
             except Exception as err:  # noqa: BLE001 (any failure: keep the event, retry it)
                 self.last_error = _first_line(err)
                 self.tracker.reset()  # reread runs and last steps from the server before resending
-                if self._wait(delay):
-                    return
-                delay = min(2 * delay, RETRY_S[1])
-                continue
-            delay = RETRY_S[0]
+                refusals = refusals + 1 if getattr(err, "error_code", None) in PERMANENT else 0
+                if refusals < REFUSE_AFTER:
+                    if self._wait(delay):
+                        return
+                    delay = min(2 * delay, RETRY_S[1])
+                    continue
+                self._set_aside(line, err)
+            delay, refusals = RETRY_S[0], 0
             with self._cond:
                 self._applied, self._applied_events = start + len(line), self._applied_events + 1
                 self.last_error = ""
                 self._cond.notify_all()
             _write_offset(self.offset_path, self._applied, self._applied_events)
+
+    def _set_aside(self, line: bytes, err: Exception) -> None:
+        """Keep a refused event, with MLflow's reason, in REFUSED, and say so once."""
+        event = json.loads(line)
+        with open(self.folder / REFUSED, "a") as out:
+            out.write(json.dumps({"event": event, "error": _first_line(err)}) + "\n")
+        self.refused += 1
+        trial = f" of trial {event['trial']}" if event.get("trial") else ""
+        print(
+            f"MLflow refused the {event['kind']} event{trial} (journal event {event.get('seq')}): {_first_line(err)}; "
+            f"kept in {self.folder / REFUSED}, the journal goes on",
+            flush=True,
+        )
 
     def _apply(self, event: dict[str, Any]) -> None:
         tracker, kind = self.tracker, event["kind"]

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from sweep import journal as journal_mod
 from sweep.cli import main
-from sweep.journal import JOURNAL, OFFSET, Journal, backlog
+from sweep.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
 from sweep.spec import dump_spec, validate_spec
 from sweep.tracking import CURVES, SweepTracker
 from sweep.tune import SPEC_FILE, run_sweep
@@ -385,3 +385,27 @@ def test_a_server_that_never_returns_leaves_a_journal_that_sweep_sync_replays(tm
     assert_complete(spec, epochs, "MLflow server gone for good", note)
     assert backlog(folder).events == 0
 
+
+
+def test_events_mlflow_refuses_for_good_are_set_aside_and_said(tmp_path, capsys):
+    # someone deletes the sweep's experiment in the UI mid-sweep: MLflow refuses every later write
+    # into it as invalid, for good; the journal keeps each refused event with the reason and ends
+    spec = small_spec(tmp_path)
+    folder = spec.checkpoints.path / spec.name
+    client = MlflowClient(spec.tracking.mlflow_uri)
+    client.delete_experiment(client.create_experiment(spec.name))
+    journal = Journal(folder, SweepTracker(spec))
+    good = config("sam_gns")
+    journal.append("start", trial="t_ok", config=good)
+    for epoch in (1, 2):
+        journal.append("epoch", trial="t_ok", config=good, result=result(epoch))
+    journal.start()
+    try:
+        assert journal.drain(30)  # not held back for ever
+        assert journal.refused == 3
+    finally:
+        journal.close()
+    kept = [json.loads(line) for line in (folder / REFUSED).read_text().splitlines()]
+    assert [k["event"]["kind"] for k in kept] == ["start", "epoch", "epoch"]
+    assert all("MlflowException" in k["error"] for k in kept)
+    assert capsys.readouterr().out.count(f"kept in {folder / REFUSED}") == 3
