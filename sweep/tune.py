@@ -31,6 +31,8 @@ from .tracking import MlflowTracking, SweepTracker
 from .trainable import train_trial
 
 SPEC_FILE = "sweep_spec.yaml"
+PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
+_USERS_ENV = frozenset(os.environ)  # a value the user set before starting wins over ours
 
 
 @dataclass
@@ -78,7 +80,22 @@ def _trainable(spec: SweepSpec):
     placements = placement.plan(spec, cluster_cards())
     for where in placements.values():
         print(f"placement {where.describe()}", flush=True)
+    if not spec.max_concurrent:
+        # With a custom searcher Tune keeps one trial pending at a time, so a cluster of many
+        # slots fills one actor start after another (seen: four 0.25-GPU trials ran one at a
+        # time). Let it queue as many as the cluster could run at once.
+        if PENDING_ENV not in _USERS_ENV:
+            os.environ[PENDING_ENV] = str(_slots(placements.values()))
     return tune.with_resources(train_trial, placement.PlacementByModel(placements))
+
+
+def _slots(placements) -> int:
+    """How many trials the connected cluster could run at once, for the most packable model."""
+    total = ray.cluster_resources()
+    return max(
+        1,
+        *(int(min(total.get("CPU", 1) / p.cpus, total.get("GPU", 0) / p.gpu if p.gpu else float("inf"))) for p in placements),
+    )
 
 
 def _trial_name(trial) -> str:
