@@ -64,7 +64,7 @@ def resume(args: argparse.Namespace) -> int:
 
     _, spec = find_sweep(args.name, args.storage)  # bad input starts nothing
     with ray_session(args.address):
-        outcome = resume_sweep(args.name, args.storage)
+        outcome = resume_sweep(spec)
     return _finish(outcome, spec)
 
 

@@ -152,6 +152,7 @@ def run_sweep(spec: SweepSpec) -> Outcome:
         scheduler = tune.schedulers.ASHAScheduler(
             time_attr="epoch", max_t=epochs, grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor
         )
+    storage_path, filesystem = tune_storage(spec)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -167,8 +168,8 @@ def run_sweep(spec: SweepSpec) -> Outcome:
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=tune_storage(spec)[0],
-            storage_filesystem=tune_storage(spec)[1],
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[MlflowTracking(tracker, folder), Progress(budget)],
@@ -178,14 +179,14 @@ def run_sweep(spec: SweepSpec) -> Outcome:
     return _conclude(spec, tracker, budget, tuner.fit())
 
 
-def resume_sweep(name: str, storage: Path) -> Outcome:
-    """Continue an interrupted sweep: same studies, finished trials kept, unfinished ones resumed."""
-    _, spec = find_sweep(name, storage)
+def resume_sweep(spec: SweepSpec) -> Outcome:
+    """Continue an interrupted sweep (its spec as `find_sweep` read it): same studies, finished
+    trials kept, unfinished ones resumed."""
     check_shared_folder(spec.checkpoints)
     _quiet()
     path, filesystem = tune_storage(spec)
     tuner = tune.Tuner.restore(
-        f"{path}/{name}", trainable=_trainable(spec), storage_filesystem=filesystem, resume_unfinished=True, resume_errored=True
+        f"{path}/{spec.name}", trainable=_trainable(spec), storage_filesystem=filesystem, resume_unfinished=True, resume_errored=True
     )
     return _conclude(spec, SweepTracker(spec), _budget(spec), tuner.fit())
 

@@ -384,8 +384,8 @@ def test_mlflow_service_serves_with_basic_auth_on_postgres(tmp_path):
     (127.0.0.1 instead of the `postgres` service, databases renamed for this test, loopback):
     anonymous requests get 401, the admin 200, a foreign Host header 403, and compose's
     healthcheck passes."""
-    if not local_postgres():
-        pytest.skip("no PostgreSQL at 127.0.0.1:5432 (PLATFORM_NOTES.md: the development and CI machines have one)")
+    # PLATFORM_NOTES.md: the development and CI machines run PostgreSQL at 127.0.0.1:5432
+    assert local_postgres(), "no PostgreSQL at 127.0.0.1:5432"
     suffix = secrets.token_hex(4)
     renamed = {name: f"{name}_{suffix}" for name in init_databases()}
     script = re.sub(r"(CREATE DATABASE )(\w+)", lambda m: m[1] + renamed[m[2]], (DOCKER / "postgres-init.sql").read_text(encoding="utf-8"))
