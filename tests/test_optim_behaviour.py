@@ -183,6 +183,21 @@ def test_rules_train_in_float32_and_float64_on_cpu(rule, dtype):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.parametrize("rule", list_optimizers())
+def test_float32_steps_follow_the_float64_arithmetic(rule):
+    """In float32 the unit-gradient division happens inside torch's fused SGD kernel (issue 8);
+    in float64 the gradients are divided first. Both are the same rule to float32 precision."""
+    single = bn_model()
+    double = copy.deepcopy(single).double()
+    x, y = batch()
+    for model in (single, double):
+        opt = create_optimizer(rule, model.parameters(), lr=0.1, rho=0.5)
+        for _ in range(5):
+            opt.step(closure_for(model, opt, x.to(next(model.parameters()).dtype), y))
+    for a, b in zip(single.parameters(), double.parameters()):
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("rule", list_optimizers())
 def test_rules_on_cuda_match_cpu(rule):
@@ -193,11 +208,11 @@ def test_rules_on_cuda_match_cpu(rule):
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_the_sgd_step_is_torch_sgd_bit_for_bit(nesterov):
-    """The rules' own foreach SGD step (in place, issue 8) is torch.optim.SGD's arithmetic: SAM with
+    """The rules' own SGD step (torch's fused kernel, issue 8) is torch.optim.SGD's arithmetic: SAM with
     rho 0 climbs nowhere and must equal SGD exactly, momentum buffers included."""
     models = [bn_model(dtype=torch.float64) for _ in range(2)]
     sam = create_optimizer("sam", models[0].parameters(), lr=0.1, rho=0.0, nesterov=nesterov, weight_decay=1e-3)
-    sgd = torch.optim.SGD(models[1].parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=nesterov)
+    sgd = torch.optim.SGD(models[1].parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=nesterov, fused=True)
     for seed in range(3):
         for model, opt in zip(models, (sam, sgd)):
             opt.step(closure_for(model, opt, *batch(seed, dtype=torch.float64)))

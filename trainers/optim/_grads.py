@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import Tensor
+from torch.optim.sgd import sgd as torch_sgd  # torch.optim.SGD's functional form
 
 # ε of OPTIMIZERS.md: added to a norm, never inside the square root.
 NORM_EPS = 1e-12
@@ -29,7 +30,12 @@ def global_norm(tensor_lists: Iterable[list[Tensor]]) -> Tensor:
 
 def inverse_norm(tensor_lists: Iterable[list[Tensor]]) -> Tensor:
     """1 / (‖·‖ + ε) as a 0-d tensor, to scale with on the device instead of on the host."""
-    return torch.reciprocal(global_norm(tensor_lists) + NORM_EPS)
+    return torch.reciprocal(unit_divisor(tensor_lists))
+
+
+def unit_divisor(tensor_lists: Iterable[list[Tensor]]) -> Tensor:
+    """‖·‖ + ε as a 0-d tensor: what a gradient is divided by to have unit length."""
+    return global_norm(tensor_lists) + NORM_EPS
 
 
 def scale_(tensors: list[Tensor], factor: Tensor) -> None:
@@ -38,32 +44,33 @@ def scale_(tensors: list[Tensor], factor: Tensor) -> None:
         torch._foreach_mul_(tensors, factor.to(dtype=tensors[0].dtype, device=tensors[0].device))
 
 
-def sgd_step_(optimizer: torch.optim.SGD) -> None:
-    """The SGD step of torch.optim.SGD (coupled weight decay, momentum with dampening 0, optional
-    Nesterov), on the gradients now in `p.grad`, with foreach kernels and no allocation after the
-    first step: weight decay is added to the stored gradient in place (issue 8). The momentum
-    buffers live in `optimizer.state[p]["momentum_buffer"]`, as torch.optim.SGD keeps them, so
-    checkpoints of either load into the other.
+def sgd_step_(optimizer: torch.optim.SGD, divisor: Tensor | None = None) -> None:
+    """torch.optim.SGD's step (coupled weight decay, momentum with dampening 0, optional Nesterov)
+    on the gradients now in `p.grad`, each first divided by the 0-d tensor `divisor` when given,
+    all in torch's fused SGD kernel: one pass over each parameter, its gradient and its momentum
+    buffer, no allocation after the first step, no host synchronisation (issue 8; the division is
+    the kernel's gradient unscaling, so `g / (‖g‖ + ε)` is never written out as its own pass).
+    The momentum buffers live in `optimizer.state[p]["momentum_buffer"]`, as torch.optim.SGD keeps
+    them, so checkpoints of either load into the other.
     """
     for group in optimizer.param_groups:
         params, grads = params_with_grad(group)
         if not params:
             continue
-        lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
-        if decay != 0:
-            torch._foreach_add_(grads, params, alpha=decay)  # g + wd * w, in the gradient's storage
-        step = grads
-        if momentum != 0:
-            state = optimizer.state
-            going = [i for i, p in enumerate(params) if state[p].get("momentum_buffer") is not None]
-            for i in set(range(len(params))) - set(going):  # first step: the buffer starts as g
-                state[params[i]]["momentum_buffer"] = torch.clone(grads[i]).detach()
-            bufs = [state[p]["momentum_buffer"] for p in params]
-            if going:  # buf = momentum * buf + g (dampening 0)
-                torch._foreach_mul_([bufs[i] for i in going], momentum)
-                torch._foreach_add_([bufs[i] for i in going], [grads[i] for i in going])
-            if group["nesterov"]:
-                torch._foreach_add_(grads, bufs, alpha=momentum)  # g + momentum * buf
-            else:
-                step = bufs
-        torch._foreach_add_(params, step, alpha=-lr)
+        in_kernel = divisor
+        if divisor is not None and divisor.dtype != torch.float32:
+            torch._foreach_div_(grads, divisor)  # the kernel takes its divisor in float32 only
+            in_kernel = None
+        bufs = []
+        if group["momentum"] != 0:
+            # A buffer that starts at zero gives momentum * 0 + g = g, torch's first-step buffer,
+            # also for a parameter whose first gradient comes later than the others'.
+            for p in params:
+                if optimizer.state[p].get("momentum_buffer") is None:
+                    optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            bufs = [optimizer.state[p]["momentum_buffer"] for p in params]
+        torch_sgd(
+            params, grads, bufs, fused=True, grad_scale=in_kernel,
+            weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
+            dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -29,7 +30,8 @@ class UpdateRule:
 _RULES: dict[str, UpdateRule] = {
     rule.name: rule
     for rule in (
-        UpdateRule("sgd", torch.optim.SGD, 1, (), "SGD with momentum and coupled weight decay"),
+        # fused: the same kernel the other rules' SGD step runs (issue 8), so "x sgd" compares passes
+        UpdateRule("sgd", partial(torch.optim.SGD, fused=True), 1, (), "SGD with momentum and coupled weight decay"),
         UpdateRule("ugd", UGD, 1, (), "SGD on g / ‖g‖ (paper, Algorithm 2)"),
         UpdateRule("sam", SAM, 2, ("rho",), "SAM (paper, Algorithm 1; Foret et al. 2020)"),
         UpdateRule("asam", ASAM, 2, ("rho", "eta"), "adaptive SAM, T = |w| + eta (Kwon et al. 2021)"),

@@ -3,7 +3,7 @@
 One step climbs from `w` to `w + e` along the first-pass gradient, takes the gradient `g*` there,
 goes back to `w` exactly (from a copy, not by subtracting `e`), and hands `g*` to the base SGD
 step. Subclasses change only the climb (`_perturbation_`, ASAM) or what `g*` becomes before the
-SGD step (`_descent_direction_`, SAM-GNS).
+SGD step (`_divisor`, SAM-GNS).
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ class SAM(torch.optim.SGD):
         for group, _, grads in groups:
             scale_(grads, inv * group["rho"])
 
-    def _descent_direction_(self, groups: list[tuple[list[Tensor], list[Tensor]]]) -> None:
-        """What `g*` becomes before the SGD step; SAM keeps it as it is (Algorithm 1, step 6)."""
+    def _divisor(self, grads: list[list[Tensor]]) -> Tensor | None:
+        """What `g*` is divided by in the SGD step; SAM keeps it as it is (Algorithm 1, step 6)."""
+        return None
 
     @torch.no_grad()
     def first_step(self) -> None:
@@ -92,14 +93,12 @@ class SAM(torch.optim.SGD):
         # A parameter without a gradient in either pass is skipped: it was not moved to w + e,
         # so a gradient it got in the second pass is not a sharpness-aware one.
         moved = {p for params, _ in climbed for p in params}
-        stepped = []
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None and p not in moved:
                     p.grad = None
-            stepped.append(params_with_grad(group))
-        self._descent_direction_(stepped)
-        sgd_step_(self)  # weight decay and momentum after the rule's own scaling
+        divisor = self._divisor([params_with_grad(group)[1] for group in self.param_groups])
+        sgd_step_(self, divisor)  # weight decay and momentum after the rule's own scaling
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._grads import inverse_norm, params_with_grad, scale_, sgd_step_
+from ._grads import params_with_grad, sgd_step_, unit_divisor
 
 
 class UGD(torch.optim.SGD):
@@ -22,9 +22,6 @@ class UGD(torch.optim.SGD):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        grads = [params_with_grad(group)[1] for group in self.param_groups]
-        inv = inverse_norm(grads)  # Algorithm 2, step 3: one global norm
-        for group_grads in grads:
-            scale_(group_grads, inv)
-        sgd_step_(self)  # Algorithm 2, step 4, with the base optimizer's momentum and decay
+        divisor = unit_divisor(params_with_grad(group)[1] for group in self.param_groups)  # Algorithm 2, step 3
+        sgd_step_(self, divisor)  # Algorithm 2, step 4: SGD on g / (‖g‖ + ε), with its momentum and decay
         return loss
