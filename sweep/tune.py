@@ -18,6 +18,7 @@ import optuna
 import pyarrow.fs
 import ray
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 
 from . import placement, space
 from .cards import cluster_cards, detect_cards, node_labels
@@ -54,6 +55,9 @@ def _quiet() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # one checkpoint per epoch of short trials makes Tune warn about snapshot frequency
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # MLflow holds the curves: no CSV and TensorBoard copy of every result written by the
+    # driver (issue 8); its result.json stays (JsonLoggerCallback in run_sweep)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
 @contextlib.contextmanager
@@ -172,7 +176,7 @@ def run_sweep(spec: SweepSpec) -> Outcome:
             storage_filesystem=filesystem,
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[MlflowTracking(tracker, folder), Progress(budget)],
+            callbacks=[MlflowTracking(tracker, folder), Progress(budget), JsonLoggerCallback()],
             verbose=0,
         ),
     )
