@@ -195,16 +195,16 @@ def resume_sweep(spec: SweepSpec) -> Outcome:
     return _conclude(spec, SweepTracker(spec), _budget(spec), tuner.fit())
 
 
-def _expected_trials(spec: SweepSpec) -> int:
+def _expected_trials(spec: SweepSpec, searcher: ArmSearcher) -> int:
     """Trials a complete sweep has: every search trial, and confirmations for each arm whose
     search completed at least one trial (read from the studies, which outlive the driver)."""
-    searcher = ArmSearcher(spec)
     confirmed = sum(spec.confirm_seeds for arm in searcher.budget() if searcher.best_point(arm) is not None)
     return sum(searcher.budget().values()) + confirmed
 
 
 def _conclude(spec: SweepSpec, tracker: SweepTracker, budget: dict[str, int], results: tune.ResultGrid) -> Outcome:
-    outcome = Outcome(spec.name, interrupted=results.num_terminated + results.num_errors < _expected_trials(spec))
+    searcher = ArmSearcher(spec)  # one reader of the studies for the checks below
+    outcome = Outcome(spec.name, interrupted=results.num_terminated + results.num_errors < _expected_trials(spec, searcher))
     outcome.failed = results.num_errors
     for result in results:
         metrics = result.metrics or {}
@@ -217,7 +217,7 @@ def _conclude(spec: SweepSpec, tracker: SweepTracker, budget: dict[str, int], re
     # the callback's journal (or, after a resume with nothing left to run, a new one)
     journal = open_journal(sweep_dir(spec), tracker)
     if not outcome.interrupted:
-        outcome.orphans = ArmSearcher(spec).close_orphans()
+        outcome.orphans = searcher.close_orphans()
         journal.append("orphans")  # after every trial's own events: runs still open are orphans
         journal.append("finish", best=outcome.best)
     if not journal.drain(verbose=True):  # up to journal.DRAIN_S without progress

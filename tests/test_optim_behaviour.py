@@ -206,16 +206,18 @@ def test_rules_on_cuda_match_cpu(rule):
     torch.testing.assert_close(cuda, cpu, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("rule", ["sgd", "sam"])
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_the_sgd_step_is_torch_sgd_bit_for_bit(nesterov):
-    """The rules' own SGD step (torch's fused kernel, issue 8) is torch.optim.SGD's arithmetic: SAM with
-    rho 0 climbs nowhere and must equal SGD exactly, momentum buffers included."""
+def test_the_sgd_step_is_torch_sgd_bit_for_bit(rule, nesterov):
+    """The rules' shared SGD step (torch's fused kernel, issue 8) is torch.optim.SGD's arithmetic:
+    the sgd rule, and SAM with rho 0 (it climbs nowhere), must equal it exactly, momentum buffers
+    included."""
     models = [bn_model(dtype=torch.float64) for _ in range(2)]
-    sam = create_optimizer("sam", models[0].parameters(), lr=0.1, rho=0.0, nesterov=nesterov, weight_decay=1e-3)
+    ours = create_optimizer(rule, models[0].parameters(), lr=0.1, rho=0.0, nesterov=nesterov, weight_decay=1e-3)
     sgd = torch.optim.SGD(models[1].parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=nesterov, fused=True)
     for seed in range(3):
-        for model, opt in zip(models, (sam, sgd)):
+        for model, opt in zip(models, (ours, sgd)):
             opt.step(closure_for(model, opt, *batch(seed, dtype=torch.float64)))
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         assert torch.equal(a, b)
-        assert torch.equal(sam.state[a]["momentum_buffer"], sgd.state[b]["momentum_buffer"])
+        assert torch.equal(ours.state[a]["momentum_buffer"], sgd.state[b]["momentum_buffer"])

@@ -12,12 +12,14 @@ from .batchnorm import frozen_batchnorm_stats
 from .registry import UpdateRule, create_optimizer, get_rule, list_optimizers
 from .sam import SAM
 from .sam_gns import SAMGNS
+from .sgd import SGD
 from .ugd import UGD
 
 __all__ = [
     "ASAM",
     "SAM",
     "SAMGNS",
+    "SGD",
     "UGD",
     "UpdateRule",
     "create_optimizer",

@@ -11,9 +11,12 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 from torch.optim.sgd import sgd as torch_sgd  # torch.optim.SGD's functional form
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 # ε of OPTIMIZERS.md: added to a norm, never inside the square root.
 NORM_EPS = 1e-12
+# Devices with torch's fused SGD kernel (torch.optim picks from the same list).
+FUSED_DEVICES = frozenset(_get_fused_kernels_supported_devices())
 
 
 def params_with_grad(group: dict) -> tuple[list[Tensor], list[Tensor]]:
@@ -57,10 +60,12 @@ def sgd_step_(optimizer: torch.optim.SGD, divisor: Tensor | None = None) -> None
         params, grads = params_with_grad(group)
         if not params:
             continue
-        in_kernel = divisor
-        if divisor is not None and divisor.dtype != torch.float32:
-            torch._foreach_div_(grads, divisor)  # the kernel takes its divisor in float32 only
-            in_kernel = None
+        fused = params[0].device.type in FUSED_DEVICES
+        in_kernel = divisor if fused and divisor is not None and divisor.dtype == torch.float32 else None
+        if divisor is not None and in_kernel is None:
+            # the kernel takes its divisor in float32 only; the meta device (trainers/memory.py)
+            # has no fused kernel and takes torch's foreach step
+            torch._foreach_div_(grads, divisor)
         bufs = []
         if group["momentum"] != 0:
             # A buffer that starts at zero gives momentum * 0 + g = g, torch's first-step buffer,
@@ -70,7 +75,7 @@ def sgd_step_(optimizer: torch.optim.SGD, divisor: Tensor | None = None) -> None
                     optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             bufs = [optimizer.state[p]["momentum_buffer"] for p in params]
         torch_sgd(
-            params, grads, bufs, fused=True, grad_scale=in_kernel,
+            params, grads, bufs, fused=fused, foreach=not fused, grad_scale=in_kernel,
             weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
             dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
         )

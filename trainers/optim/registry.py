@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 
 from .asam import ASAM
 from .sam import SAM
 from .sam_gns import SAMGNS
+from .sgd import SGD
 from .ugd import UGD
 
 
@@ -30,8 +30,7 @@ class UpdateRule:
 _RULES: dict[str, UpdateRule] = {
     rule.name: rule
     for rule in (
-        # fused: the same kernel the other rules' SGD step runs (issue 8), so "x sgd" compares passes
-        UpdateRule("sgd", partial(torch.optim.SGD, fused=True), 1, (), "SGD with momentum and coupled weight decay"),
+        UpdateRule("sgd", SGD, 1, (), "SGD with momentum and coupled weight decay"),
         UpdateRule("ugd", UGD, 1, (), "SGD on g / ‖g‖ (paper, Algorithm 2)"),
         UpdateRule("sam", SAM, 2, ("rho",), "SAM (paper, Algorithm 1; Foret et al. 2020)"),
         UpdateRule("asam", ASAM, 2, ("rho", "eta"), "adaptive SAM, T = |w| + eta (Kwon et al. 2021)"),

@@ -3,7 +3,7 @@
 One step climbs from `w` to `w + e` along the first-pass gradient, takes the gradient `g*` there,
 goes back to `w` exactly (from a copy, not by subtracting `e`), and hands `g*` to the base SGD
 step. Subclasses change only the climb (`_perturbation_`, ASAM) or what `g*` becomes before the
-SGD step (`_divisor`, SAM-GNS).
+SGD step (`_divisor`, SAM-GNS; SAM keeps it as it is, Algorithm 1, step 6).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import torch
 from torch import Tensor
 
 from ._grads import inverse_norm, params_with_grad, scale_, sgd_step_
+from .sgd import SGD
 
 
-class SAM(torch.optim.SGD):
+class SAM(SGD):
     """Sharpness-aware SGD: `p.grad <- ∇L(w + e)`, `e = ρ g / (‖g‖ + ε)`, then an SGD step.
 
     `rho` (radius of the climb, in parameter-space L2 units) lives in each param group, beside
@@ -58,10 +59,6 @@ class SAM(torch.optim.SGD):
         inv = inverse_norm(grads for _, _, grads in groups)
         for group, _, grads in groups:
             scale_(grads, inv * group["rho"])
-
-    def _divisor(self, grads: list[list[Tensor]]) -> Tensor | None:
-        """What `g*` is divided by in the SGD step; SAM keeps it as it is (Algorithm 1, step 6)."""
-        return None
 
     @torch.no_grad()
     def first_step(self) -> None:

@@ -1,0 +1,30 @@
+"""SGD, the base of every rule (OPTIMIZERS.md): torch.optim.SGD's arithmetic on the SGD step all
+the rules share (`_grads.sgd_step_`, torch's fused kernel where the device has one; issue 8), so
+"x sgd" in the benchmarks compares passes, not kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ._grads import params_with_grad, sgd_step_
+
+
+class SGD(torch.optim.SGD):
+    """torch.optim.SGD on the shared step; subclasses say what the gradients are divided by."""
+
+    def _divisor(self, grads: list[list[Tensor]]) -> Tensor | None:
+        """A 0-d tensor the gradients (one list per param group) are divided by in the step."""
+        return None
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        sgd_step_(self, self._divisor([params_with_grad(group)[1] for group in self.param_groups]))
+        return loss
