@@ -221,3 +221,23 @@ def test_the_sgd_step_is_torch_sgd_bit_for_bit(rule, nesterov):
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         assert torch.equal(a, b)
         assert torch.equal(ours.state[a]["momentum_buffer"], sgd.state[b]["momentum_buffer"])
+
+
+def test_a_parameter_whose_first_gradient_comes_later_starts_its_momentum_like_torch_sgd():
+    """The fused kernel starts every momentum buffer on one step; a parameter without a gradient
+    then gets its buffer when its first gradient comes, as torch.optim.SGD gives it (buffer = g)."""
+    torch.manual_seed(0)
+    first, late = nn.Linear(4, 4).double(), nn.Linear(4, 4).double()
+    twins = copy.deepcopy((first, late))
+    ours = create_optimizer("sgd", [*first.parameters(), *late.parameters()], lr=0.1)
+    theirs = torch.optim.SGD([*twins[0].parameters(), *twins[1].parameters()], lr=0.1, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(8, 4, dtype=torch.float64)
+    for step in range(3):
+        for (a, b), opt in (((first, late), ours), (twins, theirs)):
+            opt.zero_grad(set_to_none=True)
+            out = a(x) if step == 0 else b(a(x))  # `late` has no gradient on the first step
+            out.square().mean().backward()
+            opt.step()
+    for mine, reference in zip([*first.parameters(), *late.parameters()], [*twins[0].parameters(), *twins[1].parameters()]):
+        torch.testing.assert_close(mine, reference, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(ours.state[mine]["momentum_buffer"], theirs.state[reference]["momentum_buffer"], rtol=1e-12, atol=1e-14)

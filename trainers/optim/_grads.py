@@ -48,11 +48,11 @@ def scale_(tensors: list[Tensor], factor: Tensor) -> None:
 
 
 def sgd_step_(optimizer: torch.optim.SGD, divisor: Tensor | None = None) -> None:
-    """torch.optim.SGD's step (coupled weight decay, momentum with dampening 0, optional Nesterov)
-    on the gradients now in `p.grad`, each first divided by the 0-d tensor `divisor` when given,
-    all in torch's fused SGD kernel: one pass over each parameter, its gradient and its momentum
-    buffer, no allocation after the first step, no host synchronisation (issue 8; the division is
-    the kernel's gradient unscaling, so `g / (‖g‖ + ε)` is never written out as its own pass).
+    """torch.optim.SGD's step (coupled weight decay, momentum, optional Nesterov) on the gradients
+    now in `p.grad`, each first divided by the 0-d tensor `divisor` when given, in torch's fused
+    SGD kernel where the device has one: one pass over each parameter, its gradient and its
+    momentum buffer, no allocation after the first step, no host synchronisation (issue 8; the
+    division is the kernel's gradient unscaling, so `g / (‖g‖ + ε)` is not a pass of its own).
     The momentum buffers live in `optimizer.state[p]["momentum_buffer"]`, as torch.optim.SGD keeps
     them, so checkpoints of either load into the other.
     """
@@ -66,16 +66,16 @@ def sgd_step_(optimizer: torch.optim.SGD, divisor: Tensor | None = None) -> None
             # the kernel takes its divisor in float32 only; the meta device (trainers/memory.py)
             # has no fused kernel and takes torch's foreach step
             torch._foreach_div_(grads, divisor)
-        bufs = []
-        if group["momentum"] != 0:
-            # A buffer that starts at zero gives momentum * 0 + g = g, torch's first-step buffer,
-            # also for a parameter whose first gradient comes later than the others'.
-            for p in params:
-                if optimizer.state[p].get("momentum_buffer") is None:
-                    optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            bufs = [optimizer.state[p]["momentum_buffer"] for p in params]
+        momentum = group["momentum"]
+        bufs = [optimizer.state[p].get("momentum_buffer") for p in params] if momentum != 0 else []
+        if fused and any(b is None for b in bufs) and any(b is not None for b in bufs):
+            # The fused kernel starts every buffer on the same step. A parameter whose first
+            # gradient comes later starts from zero: momentum * 0 + g = g, torch's first buffer.
+            bufs = [torch.zeros_like(p, memory_format=torch.preserve_format) if b is None else b for p, b in zip(params, bufs)]
         torch_sgd(
             params, grads, bufs, fused=fused, foreach=not fused, grad_scale=in_kernel,
-            weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
+            weight_decay=group["weight_decay"], momentum=momentum, lr=group["lr"],
             dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
         )
+        for p, buf in zip(params, bufs):  # torch fills in the buffers it created
+            optimizer.state[p]["momentum_buffer"] = buf

@@ -1,7 +1,8 @@
 """SAM-GNS, SAM in gradient-norm space: the paper's method (Algorithm 3, eq. 4.3).
 
-SAM's second-pass gradient `g*` is scaled to unit length in the SGD step (inside its fused kernel):
-`p.grad <- g* / (‖g*‖ + ε)`. With momentum 0 and weight decay 0 the update has norm `lr`.
+SAM's second-pass gradient `g*` is scaled to unit length before the SGD step: the step takes
+`g* / (‖g*‖ + ε)` (divided inside torch's fused SGD kernel). With momentum 0 and weight decay 0
+the update has norm `lr`.
 """
 
 from __future__ import annotations
