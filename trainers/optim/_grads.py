@@ -41,6 +41,11 @@ def unit_divisor(tensor_lists: Iterable[list[Tensor]]) -> Tensor:
     return global_norm(tensor_lists) + NORM_EPS
 
 
+def gradients_unit_divisor(optimizer: torch.optim.Optimizer) -> Tensor:
+    """‖g‖ + ε over the gradients now in `p.grad` of every param group: one global norm."""
+    return unit_divisor(params_with_grad(group)[1] for group in optimizer.param_groups)
+
+
 def scale_(tensors: list[Tensor], factor: Tensor) -> None:
     """Multiply every tensor in place by a 0-d tensor (cast to the list's dtype and device)."""
     if tensors:

@@ -94,8 +94,7 @@ class SAM(SGD):
             for p in group["params"]:
                 if p.grad is not None and p not in moved:
                     p.grad = None
-        divisor = self._divisor([params_with_grad(group)[1] for group in self.param_groups])
-        sgd_step_(self, divisor)  # weight decay and momentum after the rule's own scaling
+        sgd_step_(self, self._divisor())  # weight decay and momentum after the rule's own scaling
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None):

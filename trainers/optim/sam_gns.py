@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._grads import unit_divisor
+from ._grads import gradients_unit_divisor
 from .sam import SAM
 
 
 class SAMGNS(SAM):
     """SAM whose descent direction is the unit vector of `g*` (Algorithm 3, step 6)."""
 
-    def _divisor(self, grads) -> Tensor:
-        return unit_divisor(grads)  # one global ‖g*‖ + ε
+    def _divisor(self) -> Tensor:
+        return gradients_unit_divisor(self)  # ‖g*‖ + ε, Algorithm 3, step 6

@@ -10,14 +10,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._grads import params_with_grad, sgd_step_
+from ._grads import sgd_step_
 
 
 class SGD(torch.optim.SGD):
     """torch.optim.SGD on the shared step; subclasses say what the gradients are divided by."""
 
-    def _divisor(self, grads: list[list[Tensor]]) -> Tensor | None:
-        """A 0-d tensor the gradients (one list per param group) are divided by in the step."""
+    def _divisor(self) -> Tensor | None:
+        """A 0-d tensor the gradients now in `p.grad` are divided by in the step (none for SGD)."""
         return None
 
     @torch.no_grad()
@@ -26,5 +26,5 @@ class SGD(torch.optim.SGD):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        sgd_step_(self, self._divisor([params_with_grad(group)[1] for group in self.param_groups]))
+        sgd_step_(self, self._divisor())
         return loss

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._grads import unit_divisor
+from ._grads import gradients_unit_divisor
 from .sgd import SGD
 
 
 class UGD(SGD):
     """SGD on the unit gradient: `g / (‖g‖ + ε)` over all groups (Algorithm 2, steps 3-4)."""
 
-    def _divisor(self, grads: list[list[Tensor]]) -> Tensor:
-        return unit_divisor(grads)  # one global norm, divided by inside the SGD step
+    def _divisor(self) -> Tensor:
+        return gradients_unit_divisor(self)  # Algorithm 2, step 3
