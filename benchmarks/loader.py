@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torchvision import transforms as T
 
-from trainers.cifar_format import write_cifar
+from trainers.data.cifar_format import write_cifar
 from trainers.data import Batches, load_dataset
 
 from ._timing import machine, table

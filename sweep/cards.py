@@ -15,6 +15,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+import ray
+import torch
+
 CARD_LABEL = "sweep/card"  # the card model, e.g. RTX-2080-Ti
 MEMORY_LABEL = "sweep/gpu-memory-gb"  # the card's memory in whole GiB, e.g. 11
 MIXED = "mixed"
@@ -55,16 +58,11 @@ def parse_card(text: str) -> Card:
 
 def detect_cards() -> list[Card]:
     """This machine's cards, from torch.cuda, else nvidia-smi; none on a machine without either."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return [
-                Card(props.name, round(props.total_memory / GIB))
-                for props in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))
-            ]
-    except ImportError:
-        pass
+    if torch.cuda.is_available():
+        return [
+            Card(props.name, round(props.total_memory / GIB))
+            for props in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))
+        ]
     if shutil.which("nvidia-smi"):
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
@@ -110,6 +108,4 @@ class NodeCards:
 
 def cluster_cards() -> list[NodeCards]:
     """Alive nodes of the connected Ray cluster with their declared cards."""
-    import ray
-
     return [NodeCards.from_ray(node) for node in ray.nodes() if node.get("Alive")]

@@ -1,8 +1,8 @@
 """The `sweep` command.
 
-Subcommands arrive with their issues (run, resume, report, validate, cluster, ui); each one lives
-in this parser so `sweep --help` is the single list of what works today. Bad input exits with
-status 2 and one line naming what was wrong.
+Every subcommand is declared in this parser, so `sweep --help` is the single list of what works.
+Bad input exits with status 2 and one line per problem naming what was wrong: a UserError from
+any command, and the trainers' own input errors, translated here and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,28 +11,29 @@ import argparse
 import sys
 from pathlib import Path
 
+from trainers.data import get_dataset_info, list_datasets
+from trainers.errors import ConfigError, DataNotFoundError
+from trainers.models import get_model_info, list_models
+from trainers.optim import get_rule, list_optimizers
+
 from . import cluster, sweep_cmd, train_cmd, ui_cmd
-from .spec import SpecError
+from .errors import UserError
 
 SPECS = Path(__file__).resolve().parent.parent / "search_spaces"  # shipped specs, in the checkout
 
 
 def _optimizers() -> list[tuple[str, str, str]]:
-    from trainers.optim import get_rule, list_optimizers
-
-    return [(name, f"{get_rule(name).passes} pass" + ("es" if get_rule(name).passes > 1 else ""), get_rule(name).summary) for name in list_optimizers()]
+    rules = map(get_rule, list_optimizers())
+    return [(rule.name, f"{rule.passes} pass" + ("es" if rule.passes > 1 else ""), rule.summary) for rule in rules]
 
 
 def _models() -> list[tuple[str, str, str]]:
-    from trainers.models import get_model_info, list_models
-
     return [(name, f"{get_model_info(name).input_size}px", get_model_info(name).summary) for name in list_models()]
 
 
 def _datasets() -> list[tuple[str, str, str]]:
-    from trainers.data import list_datasets
-
-    return [(name, "", "") for name in list_datasets()]
+    infos = map(get_dataset_info, list_datasets())
+    return [(info.name, f"{info.shape_for().side}px", info.summary) for info in infos]
 
 
 def _specs() -> list[tuple[str, str, str]]:
@@ -96,20 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="one training run without Ray (TrainConfig from YAML and flags)")
     train_cmd.add_arguments(train)
-    train.set_defaults(handler=train_cmd.run)
+    # its problems name flags and TrainConfig fields, not a spec's field paths: say whose they are
+    train.set_defaults(handler=train_cmd.run, error_prefix="sweep train: ")
     return parser
+
+
+def problems(err: Exception) -> list[str]:
+    """The lines a user error prints: a UserError's own, or a trainers' error in one line."""
+    if isinstance(err, UserError):
+        return err.problems
+    if isinstance(err, DataNotFoundError):
+        return [f"dataset: {err}"]
+    return [str(err)]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except train_cmd.UsageError as err:
-        print(f"sweep {args.command}: {err}", file=sys.stderr)
-        return 2
-    except SpecError as err:
-        for problem in err.problems:
-            print(problem, file=sys.stderr)
+    except (UserError, ConfigError, DataNotFoundError) as err:
+        for line in problems(err):
+            print(getattr(args, "error_prefix", "") + line, file=sys.stderr)
         return 2
 
 

@@ -1,15 +1,16 @@
-"""`sweep cluster head|join|status`: Ray nodes that declare their cards, with token auth (issue 6).
+"""`sweep cluster head|join|status`: Ray nodes that declare their cards, with token auth.
 
 `head` and `join` wrap `ray start`: they add the node's card model and memory as labels
 (sweep/cards.py), turn on Ray's token authentication (`RAY_AUTH_MODE=token`; the head creates the
 token, every other node and client reads the same file), and keep the dashboard on 127.0.0.1
 unless told otherwise: whoever reaches a Ray dashboard can run code on the cluster
-(CVE-2023-48022, PLATFORM_NOTES.md). `--dry-run` prints the exact command instead.
+(CVE-2023-48022, docs/platform.md). `--dry-run` prints the exact command instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import shlex
@@ -17,8 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ray
+import ray.util
+from ray._raylet import Config
+
 from .cards import Card, NodeCards, cluster_cards, detect_cards, node_labels, parse_card
-from .spec import SpecError
+from .errors import UserError
 
 DEFAULT_PORT = 6379  # Ray's; Redis often holds it, so it is a flag
 TOKEN_ENV, TOKEN_PATH_ENV, MODE_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"
@@ -39,8 +44,6 @@ def use_cluster_token() -> None:
     if token_available() and MODE_ENV not in os.environ:
         os.environ[MODE_ENV] = "token"
         # Ray reads the mode once per process; refresh it, as Ray's own CLI does on finding a token
-        from ray._raylet import Config
-
         Config.initialize("")
 
 
@@ -68,14 +71,14 @@ def node_cards(args: argparse.Namespace) -> list[Card]:
     try:
         cards = [parse_card(text) for text in args.card] if args.card else detect_cards()
     except ValueError as err:
-        raise SpecError([str(err)]) from None
+        raise UserError([str(err)]) from None
     if args.num_gpus is not None:
         if args.num_gpus < 0:
-            raise SpecError([f"--num-gpus {args.num_gpus}: must be >= 0"])
+            raise UserError([f"--num-gpus {args.num_gpus}: must be >= 0"])
         if len(cards) == 1 and args.num_gpus > 1:
             cards = cards * args.num_gpus  # `--card 'RTX 2080 Ti:11' --num-gpus 2`: two alike
         elif cards and args.num_gpus != len(cards):
-            raise SpecError([f"--num-gpus {args.num_gpus}: {len(cards)} --card flags given; give one per card or one in all"])
+            raise UserError([f"--num-gpus {args.num_gpus}: {len(cards)} --card flags given; give one per card or one in all"])
     return cards
 
 
@@ -122,21 +125,17 @@ def _start_node(args: argparse.Namespace, head: bool) -> int:
         if head and ensure_token(path):
             print(f"created the cluster token {path}: copy it to each node that joins (same path) and to each machine that runs `sweep run`")
         elif not head and not path.is_file():
-            raise SpecError([f"token: no cluster token at {path}; copy the head's token file there or pass --token-file"])
+            raise UserError([f"token: no cluster token at {path}; copy the head's token file there or pass --token-file"])
     return subprocess.run(command, env={**os.environ, **env}, check=False).returncode
 
 
 def status(args: argparse.Namespace) -> int:
-    import logging
-
-    import ray
-
     use_cluster_token()
     address = args.address or os.environ.get("RAY_ADDRESS") or "auto"
     try:
         ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError) as err:
-        raise SpecError([f"--address {address}: {str(err).splitlines()[0]}"]) from None
+        raise UserError([f"--address {address}: {str(err).splitlines()[0]}"]) from None
     try:
         print(render_status(cluster_cards(), gpus_in_use()))
     finally:
@@ -146,8 +145,6 @@ def status(args: argparse.Namespace) -> int:
 
 def gpus_in_use() -> dict[str, list[float]]:
     """Node id -> GPU fractions held by placement groups (trials) there now."""
-    import ray.util
-
     held: dict[str, list[float]] = {}
     for group in ray.util.placement_group_table().values():
         if group.get("state") != "CREATED":

@@ -6,7 +6,7 @@ returns, so nothing a trial reported is lost if MLflow is down or the driver die
 the driver applies the events in order through `SweepTracker`, whose methods are idempotent;
 `mlflow_journal.offset` records how far it got, so `sweep resume` or `sweep sync` continue from
 there. While MLflow is unreachable the thread retries the same event (short HTTP attempts, a
-capped backoff between them) and Tune's loop never waits for the server (issue 7, failure 3).
+capped backoff between them) and Tune's loop never waits for the server.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .spec import redact_uri
+from . import defaults
+from .redact import redact
+from .tracking_schema import Event
 
 JOURNAL, OFFSET, LOCK = "mlflow_journal.jsonl", "mlflow_journal.offset", "mlflow_journal.lock"
 REFUSED = "mlflow_journal.refused.jsonl"  # events MLflow refused as invalid, kept with the reason
@@ -174,24 +176,14 @@ class Journal:
         )
 
     def _apply(self, event: dict[str, Any]) -> None:
-        tracker, kind = self.tracker, event["kind"]
-        trial, config = event.get("trial"), event.get("config")
-        if kind == "sweep":
-            _ = tracker.parent
-        elif kind == "start":
-            tracker.child(trial, config)
-        elif kind == "epoch":
-            tracker.log_epoch(trial, config, event["result"])
-        elif kind == "failure":
-            tracker.note_failure(trial, config, event["error"], final=event["final"], event=event["seq"])
-        elif kind == "end":
-            tracker.end_trial(trial, config, event["outcome"])
-        elif kind == "orphans":
-            self.orphans += tracker.close_orphans()
-        elif kind == "finish":
-            tracker.finish(event["best"])
-        else:  # written by a newer version of this module
-            warnings.warn(f"{self.path}: skipped unknown event {kind!r} (seq {event['seq']})", stacklevel=1)
+        apply = _APPLY.get(event["kind"])
+        if apply is None:  # written by a newer version of this module
+            warnings.warn(f"{self.path}: skipped unknown event {event['kind']!r} (seq {event['seq']})", stacklevel=1)
+            return
+        apply(self, event)
+
+    def _close_orphans(self, event: dict[str, Any]) -> None:
+        self.orphans += self.tracker.close_orphans()
 
     # -- waiting for it, and what is left -----------------------------------------------------
 
@@ -212,7 +204,7 @@ class Journal:
                 self._cond.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
             if not told and time.monotonic() - started > 2:
                 left = self.backlog()
-                print(f"Waiting for MLflow at {redact_uri(self.tracker.uri)}: {left.events} tracking events to write", flush=True)
+                print(f"Waiting for MLflow at {redact(self.tracker.uri)}: {left.events} tracking events to write", flush=True)
                 told = True
 
     def close(self) -> None:
@@ -233,13 +225,27 @@ class Journal:
     def message(self, name: str, storage: Path) -> str:
         """What is not in MLflow, where it is kept, and the command that replays it."""
         left = self.backlog()
-        command = f"sweep sync {name}" + ("" if Path(storage).resolve() == Path("sweeps").resolve() else f" --storage {storage}")
+        default = Path(storage).resolve() == defaults.checkpoints().resolve()
+        command = f"sweep sync {name}" + ("" if default else f" --storage {storage}")
         why = f" ({self.last_error})" if self.last_error else ""
         return (
             f"{left.events} tracking events ({left.epochs} epochs of {left.trials} trials) are not in MLflow at "
-            f"{redact_uri(self.tracker.uri)} yet{why}. They are kept in {self.path}; replay them with: {command}"
+            f"{redact(self.tracker.uri)} yet{why}. They are kept in {self.path}; replay them with: {command}"
         )
 
+
+# How each journal event reaches MLflow: every tracker method is idempotent (see Journal).
+_APPLY: dict[str, Callable[[Journal, dict[str, Any]], None]] = {
+    Event.SWEEP: lambda journal, event: journal.tracker.parent,
+    Event.START: lambda journal, event: journal.tracker.child(event["trial"], event["config"]),
+    Event.EPOCH: lambda journal, event: journal.tracker.log_epoch(event["trial"], event["config"], event["result"]),
+    Event.FAILURE: lambda journal, event: journal.tracker.note_failure(
+        event["trial"], event["config"], event["error"], final=event["final"], event=event["seq"]
+    ),
+    Event.END: lambda journal, event: journal.tracker.end_trial(event["trial"], event["config"], event["outcome"]),
+    Event.ORPHANS: Journal._close_orphans,
+    Event.FINISH: lambda journal, event: journal.tracker.finish(event["best"]),
+}
 
 def backlog(folder: Path) -> Backlog:
     """Count the events of a sweep's journal past its applied offset."""
@@ -255,7 +261,7 @@ def backlog(folder: Path) -> Backlog:
                 break
             event = json.loads(line)
             left.events += 1
-            left.epochs += event["kind"] == "epoch"
+            left.epochs += event["kind"] == Event.EPOCH
             if event.get("trial"):
                 trials.add(event["trial"])
     left.trials = len(trials)
@@ -328,7 +334,7 @@ def _write_offset(path: Path, done: int, events: int) -> None:
 def _first_line(err: Exception) -> str:
     """The error for a message: its first line, short, without a password a URL in it may hold."""
     text = str(err).strip().splitlines()
-    return re.sub(r"(\w+://[^/:@\s]*):[^/@\s]*@", r"\1:***@", f"{type(err).__name__}: {text[0][:200] if text else ''}")
+    return redact(f"{type(err).__name__}: {text[0][:200] if text else ''}")
 
 
 _http_lock = threading.Lock()

@@ -6,7 +6,7 @@ nodes declare (sweep/cards.py) into one Ray placement per model: a bundle of CPU
 fraction, and a label selector naming the cards it may use. A spec that no node can satisfy is
 rejected before any trial starts.
 
-`gpu: auto` sizes the share from an estimate of the trial's memory (trainers/memory.py: a dry
+`gpu: auto` sizes the share from an estimate of the trial's memory (trainers/memory/: a dry
 forward pass on PyTorch's meta device, nothing allocated) plus the CUDA context every process
 pays: a card of M GiB takes floor(M / need) such trials, at most MAX_PER_CARD. Ray's fraction is
 one number for every node, so it is sized on the smallest card the model may use; cards too
@@ -24,8 +24,11 @@ from dataclasses import dataclass
 
 from ray import tune
 
+from trainers.memory import estimate_train_memory
+
 from .cards import CARD_LABEL, GIB, NodeCards, card_label
-from .spec import SpecError, SweepSpec
+from .errors import UserError
+from .spec import SweepSpec
 
 CONTEXT_GB = 0.5  # CUDA context, cuBLAS/cuDNN handles: per process, outside the caching allocator
 MAX_PER_CARD = 8  # `gpu: auto` packs at most this many trials on a card: cores and bandwidth run out first
@@ -79,14 +82,12 @@ def allocator_fraction(share: float, card_bytes: int, context_gb: float = CONTEX
 
 def need_gb(spec: SweepSpec, model: str) -> float:
     """Estimated GPU memory of one trial of `model`, the most any of the spec's rules needs."""
-    from trainers.memory import estimate_train_memory
-
     configs = [spec.train_config(model, rule, spec.seeds[0], {}) for rule in spec.optimizers]
     return max(estimate_train_memory(cfg).total for cfg in configs) / GIB + CONTEXT_GB
 
 
 def plan(spec: SweepSpec, nodes: list[NodeCards]) -> dict[str, Placement]:
-    """Each model's placement on this cluster. Raises SpecError naming the field that no node
+    """Each model's placement on this cluster. Raises UserError naming the field that no node
     can satisfy."""
     return {model: _place(spec, model, nodes) for model in spec.models}
 
@@ -100,17 +101,17 @@ def _place(spec: SweepSpec, model: str, nodes: list[NodeCards]) -> Placement:
         return Placement(model, wanted.cpus, 0.0)
     declared = [node for node in gpu_nodes if node.card]
     if (restricted or wanted.gpu == "auto") and gpu_nodes and not declared:
-        raise SpecError([f"{field}: no node declares its cards; start nodes with `sweep cluster head/join` (or give gpu a fraction without restrictions)"])
+        raise UserError([f"{field}: no node declares its cards; start nodes with `sweep cluster head/join` (or give gpu a fraction without restrictions)"])
     eligible = declared
     if wanted.cards:
         names = {card_label(card) for card in wanted.cards}
         eligible = [node for node in eligible if node.card in names]
         if not eligible:
-            raise SpecError([f"{field}.cards: no node has {', '.join(sorted(names))} ({_inventory(declared)})"])
+            raise UserError([f"{field}.cards: no node has {', '.join(sorted(names))} ({_inventory(declared)})"])
     if wanted.min_gpu_memory_gb is not None:
         eligible = [node for node in eligible if node.memory_gb >= wanted.min_gpu_memory_gb]
         if not eligible:
-            raise SpecError([f"{field}.min_gpu_memory_gb: no card has {wanted.min_gpu_memory_gb:g} GB or more ({_inventory(declared)})"])
+            raise UserError([f"{field}.min_gpu_memory_gb: no card has {wanted.min_gpu_memory_gb:g} GB or more ({_inventory(declared)})"])
     if wanted.gpu != "auto":
         cards = tuple(sorted({node.card for node in eligible})) if restricted else ()
         return Placement(model, wanted.cpus, wanted.gpu, cards)
@@ -119,7 +120,7 @@ def _place(spec: SweepSpec, model: str, nodes: list[NodeCards]) -> Placement:
     need = need_gb(spec, model)
     fits = [node for node in eligible if node.memory_gb >= need]
     if not fits:
-        raise SpecError([f"{field}.gpu: auto: a {model} trial needs ~{need:.1f} GB; no card is that large ({_inventory(eligible)})"])
+        raise UserError([f"{field}.gpu: auto: a {model} trial needs ~{need:.1f} GB; no card is that large ({_inventory(eligible)})"])
     per_card = min(MAX_PER_CARD, math.floor(min(node.memory_gb for node in fits) / need))
     # a selector only where it leaves cards out: too small, or not among those asked for
     cards = tuple(sorted({node.card for node in fits})) if restricted or len(fits) < len(declared) else ()

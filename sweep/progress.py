@@ -7,8 +7,8 @@ from typing import TextIO
 
 from ray.tune import Callback
 
-from .search import METRIC
-from .tracking import searched
+from .arm import searched
+from .tracking_schema import METRIC
 
 
 def settings(train: dict) -> str:

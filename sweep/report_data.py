@@ -3,7 +3,7 @@ validation accuracy and its final-epoch test accuracy over seeds, and SAM-GNS's 
 
 A cell rests on the confirmation runs of the arm's best setting when the sweep has them, else on
 the search runs of that setting (a grid repeats each setting over `seeds`). Settings are chosen
-on the mean final `val_acc` of completed search trials, never on test accuracy (issue 5).
+on the mean final `val_acc` of completed search trials, never on test accuracy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from .tracking import ARM_TAG, PARENT_TAG, PHASE_TAG, STUDY_TRIAL_TAG, searched
+from .arm import Arm, searched
+from .errors import UserError
+from .tracking_schema import ARM_TAG, METRIC, OUTCOME_TAG, PARENT_ROLE, PARENT_RUN_TAG, PHASE_TAG, ROLE_TAG, SPEC_ARTIFACT, STUDY_TRIAL_TAG, Outcome, Phase
 
 # TrainConfig params that differ between runs of one setting without making another setting
 IGNORED = {"seed"}
@@ -107,18 +109,18 @@ def _number(text: str) -> float | str:
 
 
 def load_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[TrialRun]:
-    found = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50000)
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'", max_results=50000)
     runs = []
     for run in found:
         tags = run.data.tags
-        outcome = tags.get("sweep.outcome", "running")
+        outcome = tags.get(OUTCOME_TAG, Outcome.RUNNING)
         history = client.get_metric_history(run.info.run_id, "test_acc")
         runs.append(
             TrialRun(
                 run_id=run.info.run_id,
                 name=run.info.run_name,
                 arm=tags[ARM_TAG],
-                phase=tags.get(PHASE_TAG, "search"),
+                phase=tags.get(PHASE_TAG, Phase.SEARCH),
                 outcome=outcome,
                 train=dict(run.data.params),
                 final=dict(run.data.metrics),
@@ -130,20 +132,24 @@ def load_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[
 
 
 def _cell(model: str, rule: str, runs: list[TrialRun]) -> Cell:
-    arm = f"{model}/{rule}"
+    arm = Arm(model, rule).key
     mine = [r for r in runs if r.arm == arm]
-    search = [r for r in mine if r.phase == "search"]
-    done = sorted((r for r in search if r.outcome == "finished"), key=lambda r: r.order)
+    search = [r for r in mine if r.phase == Phase.SEARCH]
+    done = sorted((r for r in search if r.outcome == Outcome.FINISHED), key=lambda r: r.order)
     groups: dict[tuple, list[TrialRun]] = {}
     for run in done:
         groups.setdefault(run.setting, []).append(run)
-    counts = {"search_trials": len(search), "failed": sum(r.outcome == "failed" for r in mine), "diverged": sum(r.outcome == "diverged" for r in mine)}
+    counts = {
+        "search_trials": len(search),
+        "failed": sum(r.outcome == Outcome.FAILED for r in mine),
+        "diverged": sum(r.outcome == Outcome.DIVERGED for r in mine),
+    }
     if not groups:
         return Cell(model, rule, [], "search", {}, **counts)
     # the highest mean final val_acc; on a tie the setting tried first, as the searcher decides
-    best = max(groups.values(), key=lambda group: statistics.fmean(r.final["val_acc"] for r in group))
+    best = max(groups.values(), key=lambda group: statistics.fmean(r.final[METRIC] for r in group))
     setting = {k: float(v) for k, v in searched({k: _number(v) for k, v in best[0].train.items()}).items()}
-    confirm = [r for r in mine if r.phase == "confirm" and r.outcome == "finished"]
+    confirm = [r for r in mine if r.phase == Phase.CONFIRM and r.outcome == Outcome.FINISHED]
     if confirm:
         return Cell(model, rule, confirm, "confirmation", setting, **counts)
     return Cell(model, rule, best, "search", setting, **counts)
@@ -165,15 +171,15 @@ def _difference(model: str, rule: str, ours: Cell, theirs: Cell) -> Difference:
 
 
 def build_report(uri: str, name: str) -> SweepReport:
-    """Everything the report shows, from the tracking store at `uri`. Raises LookupError when the
+    """Everything the report shows, from the tracking store at `uri`. Raises UserError when the
     store holds no sweep of that name."""
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(name)
-    parents = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = 'parent'") if experiment else []
+    parents = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{PARENT_ROLE}'") if experiment else []
     if not parents:
-        raise LookupError(f"no sweep {name!r} in the MLflow store {uri}")
+        raise UserError(f"name: no sweep {name!r} in the MLflow store {uri}")
     parent = parents[0]
-    # what was compared, from the parent's params (the full spec is its sweep_spec.yaml artifact)
+    # what was compared, from the parent's params (the full spec is its SPEC_ARTIFACT)
     spec = {key: parent.data.params[key].split(",") for key in ("models", "optimizers")}
     runs = load_runs(client, experiment.experiment_id, parent.info.run_id)
     cells = {(m, r): _cell(m, r, runs) for m in spec["models"] for r in spec["optimizers"]}

@@ -2,7 +2,7 @@
 
 Every (model, update rule) arm has its own study (named `<sweep>/<model>/<rule>`, seeded
 sampler) and the same trial budget; the next trial goes to the arm with the fewest trials issued,
-so one rule's early luck never takes another's budget and all arms share one Tune run (issue 4).
+so one rule's early luck never takes another's budget and all arms share one Tune run.
 The searcher holds only plain data, so Tune can pickle it and `sweep resume` restores it; the
 studies themselves live in the Optuna database.
 """
@@ -18,24 +18,17 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from . import space
+from .arm import Arm
 from .spec import SweepSpec
-
-METRIC, MODE = "val_acc", "max"  # the objective: validation accuracy, never test accuracy
-
-
-def study_name(sweep: str, model: str, rule: str) -> str:
-    return f"{sweep}/{model}/{rule}"
-
-
-def arm_key(model: str, rule: str) -> str:
-    return f"{model}/{rule}"
+from .tracking_schema import METRIC, MODE, Outcome, Phase, TrialConfig
 
 
 class ArmSearcher(Searcher):
     def __init__(self, spec: SweepSpec):
         super().__init__(metric=METRIC, mode=MODE)
         self._spec_json = spec.model_dump(mode="json")
-        self._issued: dict[str, int] = {arm_key(m, r): 0 for m, r in spec.arms()}
+        # per arm key (plain strings: Tune pickles this state and `sweep resume` restores it)
+        self._issued: dict[str, int] = {arm.key: 0 for arm in spec.arms()}
         self._confirmed: dict[str, int] = dict.fromkeys(self._issued, 0)  # confirmation trials issued
         self._trials: dict[str, tuple[str, int]] = {}  # Tune trial id -> (arm, Optuna trial number)
         self._told: set[str] = set()
@@ -72,23 +65,24 @@ class ArmSearcher(Searcher):
 
     def study(self, arm: str) -> optuna.Study:
         if arm not in self._studies:
-            model, rule = arm.split("/")
-            arms = [arm_key(m, r) for m, r in self.spec.arms()]
+            arms = self.spec.arms()
+            index = [a.key for a in arms].index(arm)
             if self._storage is None:
                 # one storage (one connection pool, one schema check) for all arms: a storage per
-                # study cost 0.2-0.4 s each on the first suggestion of every arm (issue 8)
+                # study cost 0.2-0.4 s each on the first suggestion of every arm
                 self._storage = optuna.storages.RDBStorage(self.spec.tracking.optuna_storage)
             self._studies[arm] = optuna.create_study(
-                study_name=study_name(self.spec.name, model, rule),
+                study_name=arms[index].study_name(self.spec.name),
                 storage=self._storage,
-                sampler=space.sampler(self.spec, rule, arms.index(arm)),
+                sampler=space.sampler(self.spec, arms[index].rule, index),
                 direction="maximize",
                 load_if_exists=True,  # `sweep resume` continues the same study
             )
         return self._studies[arm]
 
-    def budget(self) -> dict[str, int]:
-        return {arm_key(m, r): space.arm_budget(self.spec, r) for m, r in self.spec.arms()}
+    def search_budgets(self) -> dict[str, int]:
+        """Search trials per arm key (confirmation trials come on top)."""
+        return {arm.key: space.search_budget(self.spec, arm.rule) for arm in self.spec.arms()}
 
     def best_point(self, arm: str) -> dict[str, float] | None:
         """The arm's best setting so far: the searched values whose completed trials have the
@@ -100,23 +94,23 @@ class ArmSearcher(Searcher):
         if not by_setting:
             return None
         best = max(by_setting, key=lambda setting: sum(by_setting[setting]) / len(by_setting[setting]))
-        return {**space.fixed_values(self.spec.space_for(arm.split("/")[1])), **dict(best)}
+        return {**space.fixed_values(self.spec.space_for(Arm.parse(arm).rule)), **dict(best)}
 
-    def _config(self, arm: str, phase: str, seed: int, point: dict[str, float], study_trial: int | None) -> dict[str, Any]:
-        model, rule = arm.split("/")
-        return {
-            "arm": arm,
-            "phase": phase,
-            "study_trial": study_trial,
-            "checkpoint_every": self.spec.checkpoints.every,
-            "train": self.spec.train_config(model, rule, seed, point).model_dump(mode="json"),
-        }
+    def _config(self, arm: str, phase: str, seed: int, point: dict[str, float], study_trial: int | None) -> TrialConfig:
+        model, rule = Arm.parse(arm)
+        return TrialConfig(
+            arm=arm,
+            phase=phase,
+            study_trial=study_trial,
+            checkpoint_every=self.spec.checkpoints.every,
+            train=self.spec.train_config(model, rule, seed, point).model_dump(mode="json"),
+        )
 
     def close_orphans(self) -> int:
         """At the end of a sweep, fail the study trials still RUNNING: asked by a driver that was
         killed before its state was saved, so no Tune trial will ever tell them."""
         closed = 0
-        for arm in self.budget():
+        for arm in self.search_budgets():
             study = self.study(arm)
             for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
@@ -124,13 +118,13 @@ class ArmSearcher(Searcher):
         return closed
 
     # -- Searcher API -------------------------------------------------------------------------------
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        budget = self.budget()
+    def suggest(self, trial_id: str) -> TrialConfig | str | None:
+        budget = self.search_budgets()
         open_arms = [arm for arm in self._issued if self._issued[arm] < budget[arm]]
         if not open_arms:
             return self._suggest_confirmation(budget)
         arm = min(open_arms, key=lambda a: self._issued[a])  # fewest issued first, in spec order
-        model, rule = arm.split("/")
+        rule = Arm.parse(arm).rule
         study = self.study(arm)
         trial = study.ask(space.suggested_distributions(self.spec, rule))
         point = {**space.fixed_values(self.spec.space_for(rule)), **trial.params}
@@ -138,14 +132,14 @@ class ArmSearcher(Searcher):
         seed = point.pop(space.SEED, seeds[self._issued[arm] % len(seeds)])
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("ray_trial_id", trial_id)
-        config = self._config(arm, "search", seed, point, trial.number)
+        config = self._config(arm, Phase.SEARCH, seed, point, trial.number)
         self._issued[arm] += 1
         self._trials[trial_id] = (arm, trial.number)
         self._live[trial_id] = trial
         return config
 
-    def _suggest_confirmation(self, budget: dict[str, int]) -> dict[str, Any] | str | None:
-        """After an arm's search, its best setting again with `confirm_seeds` new seeds (issue 5).
+    def _suggest_confirmation(self, budget: dict[str, int]) -> TrialConfig | str | None:
+        """After an arm's search, its best setting again with `confirm_seeds` new seeds.
         Other arms' searches go on meanwhile; an arm with no completed trial confirms nothing."""
         wanted = self.spec.confirm_seeds
         waiting = False
@@ -162,7 +156,7 @@ class ArmSearcher(Searcher):
                 continue
             seed = self.spec.confirmation_seeds()[self._confirmed[arm]]
             self._confirmed[arm] += 1
-            return self._config(arm, "confirm", seed, point, None)
+            return self._config(arm, Phase.CONFIRM, seed, point, None)
         return None if waiting else Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -179,12 +173,12 @@ class ArmSearcher(Searcher):
         study = self.study(arm)
         if error or not result or METRIC not in result:
             study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-        elif result.get("status") == "running":
+        elif result.get("status") == Outcome.RUNNING:
             # Stopped early by the scheduler: recorded as pruned, its last value as the value at
             # that epoch (Tune does not pass the result that triggered the stop to on_trial_result).
             self.on_trial_result(trial_id, result)
             study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
-        elif result.get("status") == "diverged":
+        elif result.get("status") == Outcome.DIVERGED:
             # a failure, not a score: chance-level accuracy would read as a merely poor setting
             study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
         else:

@@ -41,8 +41,9 @@ def grid(dims: dict[str, Dimension], seeds: list[int]) -> dict[str, list[Any]]:
     return space
 
 
-def arm_budget(spec: SweepSpec, rule: str) -> int:
-    """Trials of one arm: the grid's size, or `trials_per_arm` (the same for every arm)."""
+def search_budget(spec: SweepSpec, rule: str) -> int:
+    """Search trials of one arm: the grid's size, or `trials_per_arm` (the same for every arm).
+    Its confirmation trials come on top (the driver's `planned_trials`)."""
     if spec.search.method == "grid":
         return math.prod(len(values) for values in grid(spec.space_for(rule), spec.seeds).values())
     return spec.search.trials_per_arm

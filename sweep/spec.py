@@ -2,17 +2,15 @@
 
 An arm is one (model, update rule) pair. Every arm gets the same trial budget and its own search
 over the space (per-rule overrides allowed, e.g. a ten times larger rho range for ASAM), so the
-comparison is fair (issue 4, "Fair comparison by arms"). Errors name the field path, e.g.
+comparison is fair. Errors name the field path, e.g.
 `search.space.rho.low: must be > 0 for a log range`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -32,17 +30,14 @@ from trainers.config import TrainConfig, describe_errors
 from trainers.models import get_model_info
 from trainers.optim import get_rule, list_optimizers
 
+from . import defaults
+from .arm import Arm
+from .errors import UserError
+from .redact import redact as redact_text
+
 SEARCHABLE = ("lr", "rho", "eta", "momentum", "weight_decay")  # TrainConfig fields a space may vary
 ARM_FIELDS = ("dataset", "model", "optimizer", "seed")
 MAX_SPEC_BYTES = 1_000_000  # set per arm or per trial, not in `train`
-
-
-class SpecError(ValueError):
-    """A spec that cannot be run; `problems` holds one `field.path: message` line each."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Strict(BaseModel):
@@ -148,7 +143,7 @@ GpuShare = Annotated[Union[float, Literal["auto"]], PlainValidator(_gpu_share)]
 
 
 class ModelResources(_Strict):
-    """One model's placement, replacing the spec-wide `resources` fields it sets (issue 6)."""
+    """One model's placement, replacing the spec-wide `resources` fields it sets."""
 
     cpus: float | None = Field(None, gt=0, description="CPU cores per trial of this model")
     gpu: GpuShare | None = Field(None, description="fraction of one GPU per trial, or auto (sized from its memory)")
@@ -172,19 +167,14 @@ class Resources(_Strict):
         return ModelResources(**{**base, **own.model_dump(exclude_none=True)})
 
 
-def _env(name: str, default: str):
-    """A field's default from the environment (the cluster profile sets these once per shell)."""
-    return lambda: os.environ.get(name) or default
-
-
 class Tracking(_Strict):
     mlflow_uri: str = Field(
-        default_factory=_env("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
-        description="MLflow tracking URI: a SQLite file, or the server's URL on a cluster (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+        default_factory=defaults.mlflow_uri,
+        description=f"MLflow tracking URI: a SQLite file, or the server's URL on a cluster (default: {defaults.MLFLOW_URI_HELP})",
     )
     optuna_storage: str = Field(
-        default_factory=_env("SWEEP_OPTUNA_STORAGE", "sqlite:///optuna.db"),
-        description="database URL of the Optuna studies, never MLflow's database (default: $SWEEP_OPTUNA_STORAGE, else sqlite:///optuna.db)",
+        default_factory=defaults.optuna_storage,
+        description=f"database URL of the Optuna studies, never MLflow's database (default: {defaults.OPTUNA_STORAGE_HELP})",
     )
 
     @model_validator(mode="after")
@@ -197,20 +187,20 @@ class Tracking(_Strict):
 
 class Checkpoints(_Strict):
     path: Path = Field(
-        default_factory=lambda: Path(os.environ.get("SWEEP_CHECKPOINTS") or "sweeps"),
+        default_factory=defaults.checkpoints,
         description="folder of the sweep's own state, and of Ray Tune's results and checkpoints unless `storage` is set; "
-        "on a cluster, a folder every node mounts at the same path (default: $SWEEP_CHECKPOINTS, else sweeps)",
+        f"on a cluster, a folder every node mounts at the same path (default: {defaults.CHECKPOINTS_HELP})",
     )
     storage: str | None = Field(
-        default_factory=lambda: os.environ.get("SWEEP_CHECKPOINT_STORAGE") or None,
+        default_factory=defaults.checkpoint_storage,
         pattern=r"^s3://[^/]+",
         description="S3-compatible s3://BUCKET/PREFIX for Ray Tune's results and checkpoints instead of `path` "
-        "(credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; default: $SWEEP_CHECKPOINT_STORAGE)",
+        f"(credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; default: ${defaults.CHECKPOINT_STORAGE_ENV})",
     )
     endpoint: str | None = Field(
-        default_factory=lambda: os.environ.get("SWEEP_S3_ENDPOINT") or None,
+        default_factory=defaults.s3_endpoint,
         pattern=r"^https?://",
-        description="URL of an S3-compatible server, e.g. http://nas.lab:9000 (default: $SWEEP_S3_ENDPOINT, else AWS)",
+        description=f"URL of an S3-compatible server, e.g. http://nas.lab:9000 (default: ${defaults.S3_ENDPOINT_ENV}, else AWS)",
     )
     every: int = Field(1, ge=1, description="checkpoint every this many epochs")
 
@@ -271,9 +261,9 @@ class SweepSpec(_Strict):
     def resolved(self) -> SweepSpec:
         """The same spec with every local path absolute (data, checkpoints, SQLite files), so
         trials, whose working folder Ray changes, and a later `sweep resume` find them."""
-        train = {**self.train, "data_dir": str(Path(self.train.get("data_dir", "data")).resolve())}
+        train = {**self.train, "data_dir": str(Path(self.train.get("data_dir", defaults.DATA)).resolve())}
         tracking = {
-            key: _absolute_sqlite(getattr(self.tracking, key)) for key in ("mlflow_uri", "optuna_storage")
+            key: defaults.absolute_sqlite(getattr(self.tracking, key)) for key in ("mlflow_uri", "optuna_storage")
         }
         checkpoints = {"path": self.checkpoints.path.resolve()}
         return self.model_copy(
@@ -288,9 +278,14 @@ class SweepSpec(_Strict):
         """Seeds of the confirmation trials: new ones, after those the search used."""
         return [max(self.seeds) + 1 + i for i in range(self.confirm_seeds)]
 
-    def arms(self) -> list[tuple[str, str]]:
-        """(model, update rule) pairs, in the spec's order."""
-        return [(model, rule) for model in self.models for rule in self.optimizers]
+    def arms(self) -> list[Arm]:
+        """Every (model, update rule) pair, in the spec's order."""
+        return [Arm(model, rule) for model in self.models for rule in self.optimizers]
+
+    @property
+    def folder(self) -> Path:
+        """The sweep's own folder: its saved spec, journal, and (without S3) Ray Tune's state."""
+        return self.checkpoints.path / self.name
 
     def space_for(self, rule: str) -> dict[str, Dimension]:
         """The arm's dimensions: `space` with the rule's overrides, without the hyperparameters the
@@ -314,15 +309,8 @@ class SweepSpec(_Strict):
                     self.train_config(model, rule, self.seeds[0], point)
                 except ValidationError as err:
                     lines = [_train_path(line, point) for line in describe_errors(err)]
-                    raise ValueError("; ".join(lines) + f" (arm {model}/{rule})") from None
+                    raise ValueError("; ".join(lines) + f" (arm {Arm(model, rule)})") from None
         return self
-
-
-def _absolute_sqlite(uri: str) -> str:
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(Path(uri[len(prefix) :]).resolve())
-    return uri
 
 
 def _corner(dim: Dimension, which: str) -> float:
@@ -339,20 +327,20 @@ def _train_path(line: str, point: dict) -> str:
 
 
 def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
-    """Read a YAML spec, apply `--set a.b=value` overrides, validate. Raises SpecError."""
+    """Read a YAML spec, apply `--set a.b=value` overrides, validate. Raises UserError."""
     try:
         size = Path(path).stat().st_size
         if size > MAX_SPEC_BYTES:  # a spec is a page of YAML; refuse before parsing it
-            raise SpecError([f"{path}: {size} bytes, larger than a spec's {MAX_SPEC_BYTES} bytes"])
+            raise UserError([f"{path}: {size} bytes, larger than a spec's {MAX_SPEC_BYTES} bytes"])
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
-        raise SpecError([f"{path}: {err.strerror}"]) from None
+        raise UserError([f"{path}: {err.strerror}"]) from None
     except UnicodeDecodeError:
-        raise SpecError([f"{path}: not UTF-8 text"]) from None
+        raise UserError([f"{path}: not UTF-8 text"]) from None
     except yaml.YAMLError as err:
-        raise SpecError([f"{path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
+        raise UserError([f"{path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
     if not isinstance(raw, dict):
-        raise SpecError([f"{path}: expected a mapping of spec fields"])
+        raise UserError([f"{path}: expected a mapping of spec fields"])
     for item in overrides:
         apply_override(raw, item)
     return validate_spec(raw)
@@ -361,24 +349,24 @@ def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
 def apply_override(raw: dict, item: str) -> None:
     key, sep, text = item.partition("=")
     if not sep or not key:
-        raise SpecError([f"--set {item}: expected key=value, e.g. search.trials_per_arm=2"])
+        raise UserError([f"--set {item}: expected key=value, e.g. search.trials_per_arm=2"])
     *parents, leaf = key.split(".")
     node = raw
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise SpecError([f"--set {item}: {part} is not a mapping"])
+            raise UserError([f"--set {item}: {part} is not a mapping"])
     try:
         node[leaf] = yaml.safe_load(text)
     except yaml.YAMLError:
-        raise SpecError([f"--set {item}: value is not valid YAML"]) from None
+        raise UserError([f"--set {item}: value is not valid YAML"]) from None
 
 
 def validate_spec(raw: dict) -> SweepSpec:
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as err:
-        raise SpecError([_nest(line) for line in describe_errors(err)]) from None
+        raise UserError([_nest(line) for line in describe_errors(err)]) from None
 
 
 def _nest(line: str) -> str:
@@ -398,13 +386,6 @@ def dump_spec(spec: SweepSpec, redact: bool = False) -> str:
     others read: the MLflow parent run)."""
     data = spec.model_dump(mode="json")
     if redact:
-        data["tracking"] = {key: redact_uri(uri) for key, uri in data["tracking"].items()}
+        data["tracking"] = {key: redact_text(uri) for key, uri in data["tracking"].items()}
     return yaml.safe_dump(data, sort_keys=False)
 
-
-def redact_uri(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

@@ -1,4 +1,4 @@
-"""Where a sweep keeps things, checked before anything starts (issue 6, the cluster profile).
+"""Where a sweep keeps things, checked before anything starts (the cluster profile).
 
 The embedded default keeps MLflow and Optuna in SQLite files and checkpoints in a local folder;
 the cluster profile uses an MLflow server (on PostgreSQL, artifacts served), Optuna in
@@ -14,13 +14,22 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .spec import Checkpoints, SpecError, SweepSpec, redact_uri
+import ray
+import requests
+import sqlalchemy
+from pyarrow import fs
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from .errors import UserError
+from .probe import Probe
+from .redact import redact
+from .spec import Checkpoints, SweepSpec
 
 TIMEOUT_S = 5  # per check: a store that answers slower than this is not usable for a sweep
 
 
 def check_stores(spec: SweepSpec) -> None:
-    """Raise SpecError with one line per store that is not reachable."""
+    """Raise UserError with one line per store that is not reachable."""
     problems = [
         problem
         for problem in (
@@ -31,7 +40,7 @@ def check_stores(spec: SweepSpec) -> None:
         if problem
     ]
     if problems:
-        raise SpecError(problems)
+        raise UserError(problems)
 
 
 def _sqlite_folder(field: str, uri: str) -> str | None:
@@ -43,13 +52,11 @@ def _sqlite_folder(field: str, uri: str) -> str | None:
 
 def check_mlflow(uri: str) -> str | None:
     """A SQLite file's folder exists; a server answers an authenticated request."""
-    import requests
-
     field = "tracking.mlflow_uri"
     if uri.startswith("sqlite:///"):
         return _sqlite_folder(field, uri)
     if not uri.startswith(("http://", "https://")):
-        return f"{field}: {redact_uri(uri)} is neither sqlite:///FILE nor an http(s) server URL"
+        return f"{field}: {redact(uri)} is neither sqlite:///FILE nor an http(s) server URL"
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     try:
         answer = requests.get(
@@ -59,32 +66,30 @@ def check_mlflow(uri: str) -> str | None:
             timeout=TIMEOUT_S,
         )
     except requests.RequestException as err:
-        return f"{field}: cannot reach the MLflow server at {redact_uri(uri)} ({type(err).__name__})"
+        return f"{field}: cannot reach the MLflow server at {redact(uri)} ({type(err).__name__})"
     if answer.status_code == 401:
-        return f"{field}: {redact_uri(uri)} refused the credentials; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        return f"{field}: {redact(uri)} refused the credentials; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
     if answer.status_code == 403:
-        return f"{field}: {redact_uri(uri)} refused this request (403): is this host in the server's --allowed-hosts?"
+        return f"{field}: {redact(uri)} refused this request (403): is this host in the server's --allowed-hosts?"
     if not answer.ok:
-        return f"{field}: {redact_uri(uri)} answered {answer.status_code}; is it an MLflow server?"
+        return f"{field}: {redact(uri)} answered {answer.status_code}; is it an MLflow server?"
     return None
 
 
 def check_database(field: str, url: str) -> str | None:
     """A SQLite file's folder exists; a database server accepts a connection."""
-    import sqlalchemy
-
     if url.startswith("sqlite:///"):
         return _sqlite_folder(field, url)
     try:
         engine = sqlalchemy.create_engine(url, connect_args=_connect_timeout(url))
     except Exception as err:  # unknown dialect, missing driver, malformed URL
-        return f"{field}: {redact_uri(url)} is not a usable database URL ({str(err).splitlines()[0]})"
+        return f"{field}: {redact(url)} is not a usable database URL ({str(err).splitlines()[0]})"
     try:
         with engine.connect():
             pass
     except sqlalchemy.exc.SQLAlchemyError as err:
         reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
-        return f"{field}: cannot connect to {redact_uri(url)} ({reason})"
+        return f"{field}: cannot connect to {redact(url)} ({reason})"
     finally:
         engine.dispose()
     return None
@@ -96,8 +101,6 @@ def _connect_timeout(url: str) -> dict:
 
 def s3_filesystem(checkpoints: Checkpoints):
     """pyarrow's S3 filesystem for `checkpoints.storage` (credentials from the AWS_* variables)."""
-    from pyarrow import fs
-
     if checkpoints.endpoint is None:
         return fs.S3FileSystem(connect_timeout=TIMEOUT_S, request_timeout=TIMEOUT_S)
     parts = urlsplit(checkpoints.endpoint)
@@ -116,8 +119,6 @@ def check_checkpoints(checkpoints: Checkpoints) -> str | None:
         return f"checkpoints.path: {folder} cannot be written ({existing} is not a writable folder)"
     if checkpoints.storage is None:
         return None
-    from pyarrow import fs
-
     bucket = checkpoints.storage.removeprefix("s3://").split("/")[0]
     try:
         info = s3_filesystem(checkpoints).get_file_info(bucket)
@@ -130,13 +131,8 @@ def check_checkpoints(checkpoints: Checkpoints) -> str | None:
 
 def check_shared_folder(checkpoints: Checkpoints) -> None:
     """On a cluster of several nodes, every node must see the checkpoint folder (a trial resumed
-    on another node reads its checkpoint there; PLATFORM_NOTES.md): a marker file written here
+    on another node reads its checkpoint there; docs/platform.md): a marker file written here
     is looked for from each node. Needs a connected Ray."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from .probe import Probe
-
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     if checkpoints.storage is not None or len(nodes) < 2:
         return
@@ -157,7 +153,7 @@ def check_shared_folder(checkpoints: Checkpoints) -> None:
             ray.kill(probe)
     blind = [node["NodeManagerAddress"] for node, found in zip(nodes, seen) if not found]
     if blind:
-        raise SpecError([
+        raise UserError([
             f"checkpoints.path: {checkpoints.path} is not shared: node(s) {', '.join(blind)} do not see it; "
             "mount it at the same path on every node, or set checkpoints.storage to an s3:// bucket"
         ])

@@ -6,8 +6,18 @@ import argparse
 import os
 from pathlib import Path
 
+from trainers.build import load_data
+
+from . import defaults
+from .errors import UserError
+from .journal import SYNC_WAIT_S, Journal, backlog
 from .progress import settings
-from .spec import SpecError, load_spec
+from .report import render, write_report
+from .space import search_budget
+from .spec import SweepSpec, load_spec
+from .stores import check_stores
+from .tracking import SweepTracker
+from .tune import check_new, find_sweep, ray_session, resume_sweep, run_sweep
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +33,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    from .space import arm_budget
-
     spec = load_spec(args.spec, args.overrides)
-    trials = sum(arm_budget(spec, rule) for _, rule in spec.arms())
+    trials = sum(search_budget(spec, arm.rule) for arm in spec.arms())
     confirm = f" + {spec.confirm_seeds * len(spec.arms())} confirmation" if spec.confirm_seeds else ""
     print(f"ok: {spec.name}: {len(spec.arms())} arms, {trials} trials ({spec.search.method}){confirm}")
     return 0
@@ -34,9 +42,6 @@ def validate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.overrides).resolved()
-    from .stores import check_stores
-    from .tune import check_new, ray_session, run_sweep
-
     check_new(spec)  # bad input starts nothing
     check_stores(spec)  # nor does a store that cannot be reached (the cluster profile's server, database, bucket)
     if not (args.address or os.environ.get("RAY_ADDRESS")):
@@ -46,22 +51,14 @@ def run(args: argparse.Namespace) -> int:
     return _finish(outcome, spec)
 
 
-def _check_data(spec) -> None:
+def _check_data(spec: SweepSpec) -> None:
     """Load the data set once before anything starts, so a missing or corrupt folder is one clear
-    error instead of every trial failing through its retries."""
-    from trainers.data import DataNotFoundError, load_dataset
-
+    error (the CLI's, for DataNotFoundError) instead of every trial failing through its retries."""
     cfg = spec.train_config(*spec.arms()[0], spec.seeds[0], {})
-    options = cfg.synthetic.model_dump() if cfg.dataset == "synthetic" else {}
-    try:
-        load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, **options)
-    except DataNotFoundError as err:
-        raise SpecError([f"dataset: {err}"]) from None
+    load_data(cfg)
 
 
 def resume(args: argparse.Namespace) -> int:
-    from .tune import find_sweep, ray_session, resume_sweep
-
     _, spec = find_sweep(args.name, args.storage)  # bad input starts nothing
     with ray_session(args.address):
         outcome = resume_sweep(spec)
@@ -77,9 +74,7 @@ def _finish(outcome, spec) -> int:
     if outcome.unsynced:  # _conclude printed what is missing and the `sweep sync` command
         print(f"The report reads MLflow: run `sweep report {outcome.name}` once `sweep sync` has replayed the rest")
         return 1
-    from .report import render, write_report
-
-    out = Path("reports") / spec.name
+    out = defaults.reports(spec.name)
     print("\n" + render(write_report(spec.tracking.mlflow_uri, spec.name, out), terminal=True))
     print(f"Report files in {out}/ and on the sweep's parent run; browse with: sweep ui {spec.name}")
     if outcome.failed:
@@ -88,35 +83,28 @@ def _finish(outcome, spec) -> int:
 
 
 def tracking_uri(name: str | None, storage: Path, explicit: str | None) -> str:
-    """Where a sweep's runs are: --tracking-uri, else its saved spec's, else $MLFLOW_TRACKING_URI,
-    else the embedded default (mlflow.db in this folder)."""
+    """Where a sweep's runs are: --tracking-uri, else its saved spec's, else the default
+    (defaults.MLFLOW_URI_HELP), a SQLite file made absolute."""
     if explicit:
         return explicit
-    saved = storage / name / "sweep_spec.yaml" if name else None
+    saved = storage / name / defaults.SPEC_FILE if name else None
     if saved is not None and saved.exists():
         return load_spec(saved).tracking.mlflow_uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
-
-
-def default_storage() -> Path:
-    """Where sweeps are, as the spec's `checkpoints.path` defaults (the cluster profile sets it)."""
-    return Path(os.environ.get("SWEEP_CHECKPOINTS") or "sweeps")
+    return defaults.absolute_sqlite(defaults.mlflow_uri())
 
 
 def add_report_arguments(parser: argparse.ArgumentParser, name_required: bool = True) -> None:
     parser.add_argument("name", nargs=None if name_required else "?", help="the sweep's name")
-    parser.add_argument("--storage", type=Path, default=default_storage(), help="checkpoint folder holding the sweep's spec (default: $SWEEP_CHECKPOINTS, else sweeps)")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: the sweep's spec, else $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    parser.add_argument(
+        "--storage", type=Path, default=defaults.checkpoints(),
+        help=f"checkpoint folder holding the sweep's spec (default: {defaults.CHECKPOINTS_HELP})",
+    )
+    parser.add_argument("--tracking-uri", help=f"MLflow store (default: the sweep's spec, else {defaults.MLFLOW_URI_HELP})")
 
 
 def report(args: argparse.Namespace) -> int:
-    from .report import render, write_report
-
-    out = args.out or Path("reports") / args.name
-    try:
-        result = write_report(tracking_uri(args.name, args.storage, args.tracking_uri), args.name, out)
-    except LookupError as err:
-        raise SpecError([f"name: {err}"]) from None
+    out = args.out or defaults.reports(args.name)
+    result = write_report(tracking_uri(args.name, args.storage, args.tracking_uri), args.name, out)
     print(render(result, terminal=True))
     print(f"Written to {out}/ and attached to the parent run under report/")
     return 0
@@ -124,22 +112,20 @@ def report(args: argparse.Namespace) -> int:
 
 def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the sweep's name (its folder under --storage)")
-    parser.add_argument("--storage", type=Path, default=default_storage(), help="checkpoint folder of the spec (default: $SWEEP_CHECKPOINTS, else sweeps)")
+    parser.add_argument(
+        "--storage", type=Path, default=defaults.checkpoints(), help=f"checkpoint folder of the spec (default: {defaults.CHECKPOINTS_HELP})"
+    )
 
 
 def sync(args: argparse.Namespace) -> int:
     """Apply what a sweep's journal holds and MLflow does not (after the server was unreachable
     at the end of `sweep run`): 0 when all of it is in MLflow, 1 when the server still is not."""
-    from .journal import SYNC_WAIT_S, Journal, backlog
-    from .tracking import SweepTracker
-    from .tune import SPEC_FILE
-
     folder = args.storage.resolve() / args.name
-    if not (folder / SPEC_FILE).exists():
-        raise SpecError([f"name: no sweep {args.name!r} in {folder.parent}"])
+    if not (folder / defaults.SPEC_FILE).exists():
+        raise UserError([f"name: no sweep {args.name!r} in {folder.parent}"])
     left = backlog(folder)
     if left.events:
-        journal = Journal(folder, SweepTracker(load_spec(folder / SPEC_FILE))).start()
+        journal = Journal(folder, SweepTracker(load_spec(folder / defaults.SPEC_FILE))).start()
         synced = journal.drain(SYNC_WAIT_S)
         journal.close()
         if not synced:
@@ -148,5 +134,3 @@ def sync(args: argparse.Namespace) -> int:
     print(f"MLflow has every tracking event of sweep {args.name} ({left.events} replayed now)")
     return 0
 
-
-__all__ = ["SpecError", "add_cluster_arguments", "add_resume_arguments", "add_run_arguments", "resume", "run", "sync", "validate"]

@@ -4,7 +4,7 @@
 and this is the one writer to the tracking store (a SQLite file locks under parallel writers).
 A trial's epochs go out as one `log_batch` request per epoch with `step=epoch`. A retried or
 resumed trial replays epochs after its last checkpoint; those already logged are skipped, so
-no (metric, step) point is ever written twice (issue 4, "Exactly once").
+no (metric, step) point is ever written twice.
 
 The callback does not call MLflow itself: it appends each event to the sweep's journal
 (sweep/journal.py), and the journal's thread applies them through `SweepTracker`, whose every
@@ -22,21 +22,31 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from .arm import searched
+from .journal import open_journal
 from .spec import SweepSpec, dump_spec
-
-
-def searched(train: dict[str, Any]) -> dict[str, float]:
-    """lr, and rho/eta where the trial's rule reads them."""
-    from trainers.optim import get_rule
-
-    return {key: train[key] for key in ("lr", *get_rule(train["optimizer"]).uses)}
-
-CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s")
-PARENT_TAG, TRIAL_TAG, ARM_TAG, PHASE_TAG = "sweep.role", "ray.trial_id", "sweep.arm", "sweep.phase"
-STUDY_TRIAL_TAG = "sweep.study_trial"  # the Optuna trial number, in its arm's study
-FAILURE_EVENT_TAG = "sweep.failure_event"  # journal number of the last failure on the run
-# MLflow 3's UI opens an experiment in its GenAI view unless it is marked as model training.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+from .tracking_schema import (
+    ARM_TAG,
+    BEST_TAG_PREFIX,
+    CURVES,
+    ERROR_TAG,
+    ERRORS_FOLDER,
+    EXPERIMENT_KIND,
+    FAILURE_EVENT_TAG,
+    FAILURES_TAG,
+    OUTCOME_TAG,
+    PARENT_ROLE,
+    PARENT_RUN_TAG,
+    PHASE_TAG,
+    ROLE_TAG,
+    SPEC_ARTIFACT,
+    STUDY_TRIAL_TAG,
+    TRIAL_TAG,
+    WHERE_TAGS,
+    Event,
+    Outcome,
+    Phase,
+)
 
 
 def curve_points(result: dict[str, Any]) -> list[Metric]:
@@ -62,8 +72,8 @@ class RunLogger:
         self.client.log_batch(self.run_id, metrics=curve_points(metrics))
 
     def end(self, status: str) -> None:
-        self.client.set_tag(self.run_id, "sweep.outcome", status)
-        self.client.set_terminated(self.run_id, "FINISHED" if status == "finished" else "FAILED")
+        self.client.set_tag(self.run_id, OUTCOME_TAG, status)
+        self.client.set_terminated(self.run_id, "FINISHED" if status == Outcome.FINISHED else "FAILED")
 
 
 class SweepTracker:
@@ -117,12 +127,12 @@ class SweepTracker:
     @property
     def parent(self) -> str:
         if self._parent is None:
-            found = self._find(PARENT_TAG, "parent")
+            found = self._find(ROLE_TAG, PARENT_ROLE)
             if found is None:
-                found = self.client.create_run(self.experiment_id, run_name=f"{self.sweep} (sweep)", tags={PARENT_TAG: "parent"})
+                found = self.client.create_run(self.experiment_id, run_name=f"{self.sweep} (sweep)", tags={ROLE_TAG: PARENT_ROLE})
             if not found.data.params:  # new, or created by a request whose next one failed
                 self.client.log_batch(found.info.run_id, params=[Param(k, v) for k, v in self._summary.items()])
-                self.client.log_text(found.info.run_id, self._spec_yaml, "sweep_spec.yaml")
+                self.client.log_text(found.info.run_id, self._spec_yaml, SPEC_ARTIFACT)
             self._parent = found.info.run_id
         return self._parent
 
@@ -132,10 +142,10 @@ class SweepTracker:
             return self._runs[trial_id]
         found = self._find(TRIAL_TAG, trial_id)
         if found is None:
-            train, phase = config["train"], config.get("phase", "search")
-            confirm = f" confirm seed {train['seed']}" if phase == "confirm" else ""
+            train, phase = config["train"], config.get("phase", Phase.SEARCH)
+            confirm = f" confirm seed {train['seed']}" if phase == Phase.CONFIRM else ""
             name = f"{train['optimizer']} {train['model']}{confirm} {trial_id.split('_')[-1]}"
-            tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id, ARM_TAG: config["arm"], PHASE_TAG: phase}
+            tags = {PARENT_RUN_TAG: self.parent, TRIAL_TAG: trial_id, ARM_TAG: config["arm"], PHASE_TAG: phase}
             if config.get("study_trial") is not None:
                 tags[STUDY_TRIAL_TAG] = str(config["study_trial"])
             found = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
@@ -156,11 +166,7 @@ class SweepTracker:
             return False
         tags = []
         if self._logged[trial_id] == 0:  # where the trial ran, once
-            where = {
-                "node": "hostname", "node_ip": "node_ip", "ray.node_id": "ray_node_id", "gpu": "gpu", "card": "card",
-                "gpu_share": "gpu_share", "cuda_visible_devices": "cuda_visible_devices", "trial_started_at": "trial_started_at",
-            }
-            tags = [RunTag(tag, str(result.get(key, ""))) for tag, key in where.items()]
+            tags = [RunTag(tag, str(result.get(key, ""))) for key, tag in WHERE_TAGS.items()]
         self.client.log_batch(run_id, metrics=curve_points(result), tags=tags)
         self._logged[trial_id] = epoch
         return True
@@ -173,28 +179,28 @@ class SweepTracker:
         tags = self.client.get_run(run_id).data.tags
         if event is not None and int(tags.get(FAILURE_EVENT_TAG, "-1")) >= event:
             return  # already on the run (journal events reach a run in order)
-        failures = int(tags.get("sweep.failures", "0")) + 1
+        failures = int(tags.get(FAILURES_TAG, "0")) + 1
         last = next((line for line in reversed(error.strip().splitlines()) if line.strip()), "unknown error")
         if error:  # before the count: a retried call rewrites the same file
-            self.client.log_text(run_id, error, f"errors/failure_{failures}.txt")
-        batch = [RunTag("sweep.failures", str(failures)), RunTag("sweep.error", last[:500])]
+            self.client.log_text(run_id, error, f"{ERRORS_FOLDER}/failure_{failures}.txt")
+        batch = [RunTag(FAILURES_TAG, str(failures)), RunTag(ERROR_TAG, last[:500])]
         self.client.log_batch(run_id, tags=batch + ([RunTag(FAILURE_EVENT_TAG, str(event))] if event is not None else []))
 
     def end_trial(self, trial_id: str, config: dict[str, Any], outcome: str) -> None:
         run_id = self.child(trial_id, config)
         if self.client.get_run(run_id).info.status != "RUNNING":
             return  # already closed: a trial restored as unfinished after a killed driver ends again
-        self.client.set_tag(run_id, "sweep.outcome", outcome)
-        self.client.set_terminated(run_id, "FAILED" if outcome == "failed" else "FINISHED")
+        self.client.set_tag(run_id, OUTCOME_TAG, outcome)
+        self.client.set_terminated(run_id, "FAILED" if outcome == Outcome.FAILED else "FINISHED")
 
     def close_orphans(self) -> int:
         """At the end of a sweep, close child runs still RUNNING: trials the driver had started
         when it was killed and that its last saved state did not know (none ran again)."""
         orphans = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.parent}' and attributes.status = 'RUNNING'"
+            [self.experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self.parent}' and attributes.status = 'RUNNING'"
         )
         for run in orphans:
-            self.client.set_tag(run.info.run_id, "sweep.outcome", "lost (driver killed)")
+            self.client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.LOST)
             self.client.set_terminated(run.info.run_id, "KILLED")
         return len(orphans)
 
@@ -202,7 +208,7 @@ class SweepTracker:
         """Record each arm's best search trial on the parent run, as tags (charts of the parent's
         metrics would crowd out the trials' curves in the UI), and close it."""
         tags = [
-            RunTag(f"best.{arm}", ", ".join([f"val_acc {b['val_acc']:.2f}", f"test_acc {b['test_acc']:.2f}", *(f"{k} {v:.4g}" for k, v in searched(b["train"]).items())]))
+            RunTag(f"{BEST_TAG_PREFIX}{arm}", ", ".join([f"val_acc {b['val_acc']:.2f}", f"test_acc {b['test_acc']:.2f}", *(f"{k} {v:.4g}" for k, v in searched(b["train"]).items())]))
             for arm, b in best.items()
         ]
         self.client.log_batch(self.parent, tags=tags)
@@ -217,31 +223,29 @@ class MlflowTracking(Callback):
         self.tracker, self.folder = tracker, Path(folder)
 
     def _event(self, kind: str, trial=None, **fields) -> None:
-        from .journal import open_journal
-
         if trial is not None:
             fields = {"trial": trial.trial_id, "config": trial.config, **fields}
         open_journal(self.folder, self.tracker).append(kind, **fields)
 
     def setup(self, **info) -> None:
-        self._event("sweep")  # the parent exists before the first child
+        self._event(Event.SWEEP)  # the parent exists before the first child
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self._event("start", trial)  # a trial that fails at once is still on record
+        self._event(Event.START, trial)  # a trial that fails at once is still on record
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self._event("epoch", trial, result={key: value for key, value in result.items() if key != "config"})
+        self._event(Event.EPOCH, trial, result={key: value for key, value in result.items() if key != "config"})
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        status = (trial.last_result or {}).get("status", "running")
-        self._event("end", trial, outcome="stopped early" if status == "running" else status)
+        status = (trial.last_result or {}).get("status", Outcome.RUNNING)
+        self._event(Event.END, trial, outcome=Outcome.STOPPED_EARLY if status == Outcome.RUNNING else status)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        self._event("failure", trial, error=_error_text(trial), final=False)
+        self._event(Event.FAILURE, trial, error=_error_text(trial), final=False)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._event("failure", trial, error=_error_text(trial), final=True)
-        self._event("end", trial, outcome="failed")
+        self._event(Event.FAILURE, trial, error=_error_text(trial), final=True)
+        self._event(Event.END, trial, outcome=Outcome.FAILED)
 
 
 def _error_text(trial) -> str:

@@ -17,10 +17,11 @@ from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
 from trainers.config import TrainConfig, describe_errors
+from trainers.train import fit
 
-
-class UsageError(Exception):
-    """Bad input from the command line: printed as one line, exit status 2."""
+from .errors import UserError
+from .tracking import RunLogger
+from .tracking_schema import Outcome
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,20 +53,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as err:
-        raise UsageError("; ".join(describe_errors(err))) from None
+        raise UserError("; ".join(describe_errors(err))) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text())
     except OSError as err:
-        raise UsageError(f"--config {path}: {err.strerror}") from None
+        raise UserError(f"--config {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
-        raise UsageError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise UserError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise UsageError(f"--config {path}: expected a mapping of TrainConfig fields, got {type(loaded).__name__}")
+        raise UserError(f"--config {path}: expected a mapping of TrainConfig fields, got {type(loaded).__name__}")
     return loaded
 
 
@@ -73,22 +74,16 @@ def _parse_yaml_value(name: str, text: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
-        raise UsageError(f"{name}: not valid YAML: {text!r}") from None
+        raise UserError(f"{name}: not valid YAML: {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainers.config import ConfigError
-    from trainers.data import DataNotFoundError
-    from trainers.train import fit
-
     cfg = config_from_args(args)
     # delay: a run that fails while loading data prints its error, not an empty bar
     bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"{cfg.optimizer} {cfg.model} {cfg.dataset}", delay=1.0, file=sys.stderr)
 
     logger = None
     if args.mlflow_uri:
-        from .tracking import RunLogger
-
         logger = RunLogger(args.mlflow_uri, args.experiment, cfg.model_dump(mode="json"))
 
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
@@ -99,13 +94,9 @@ def run(args: argparse.Namespace) -> int:
             loss=f"{metrics['train_loss']:.3f}", val=f"{metrics.get('val_acc', float('nan')):.1f}", test=f"{metrics['test_acc']:.1f}"
         )
 
-    final = {"status": "failed"}
+    final = {"status": Outcome.FAILED}
     try:
-        final = fit(cfg, report)
-    except DataNotFoundError as err:
-        raise UsageError(f"dataset: {err}") from None
-    except ConfigError as err:
-        raise UsageError(str(err)) from None
+        final = fit(cfg, report)  # the trainers' input errors reach the CLI, which says them in one line
     finally:
         bar.close()
         if logger is not None:
@@ -115,4 +106,4 @@ def run(args: argparse.Namespace) -> int:
         f"{final['status']}: {cfg.optimizer} on {cfg.model}/{cfg.dataset}, {final['epoch']} epochs, "
         f"{val}test_acc {final['test_acc']:.2f}%, train_loss {final['train_loss']:.4f}"
     )
-    return 0 if final["status"] == "finished" else 1
+    return 0 if final["status"] == Outcome.FINISHED else 1

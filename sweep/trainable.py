@@ -23,9 +23,10 @@ from trainers.train import fit
 
 from .cards import CARD_LABEL, card_label
 from .placement import allocator_fraction
+from .tracking_schema import Outcome, TrialConfig, TrialPlace
 
 STATE_FILE = "state.pt"
-# Test hook for the retry path (issue 4): when the file this variable names exists and holds an
+# Test hook for the retry path: when the file this variable names exists and holds an
 # epoch number, the first trial to finish that epoch deletes the file and fails before reporting.
 FAULT_ENV = "SWEEP_FAULT_FILE"
 
@@ -41,19 +42,20 @@ def _maybe_fail(epoch: int) -> None:
     raise RuntimeError(f"injected fault after epoch {epoch} ({FAULT_ENV})")
 
 
-def where_am_i() -> dict[str, Any]:
-    """The trial's node, card and GPU share, for its run's tags (issue 6: placement is checked
+def where_am_i() -> TrialPlace:
+    """The trial's node, card and GPU share, for its run's tags (so placement can be checked
     from MLflow). Without CUDA the card is the one the node declares (logical GPUs in tests)."""
     context = ray.get_runtime_context()
     share = context.get_assigned_resources().get("GPU", 0.0)
     declared = context.get_node_labels().get(CARD_LABEL, "none")
-    return {
-        "ray_node_id": context.get_node_id(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
-        "card": card_label(torch.cuda.get_device_name()) if torch.cuda.is_available() else declared,
-        "gpu_share": share,
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-    }
+    return TrialPlace(
+        ray_node_id=context.get_node_id(),
+        gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
+        card=card_label(torch.cuda.get_device_name()) if torch.cuda.is_available() else declared,
+        gpu_share=share,
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        trial_started_at=time.time(),
+    )
 
 
 def cap_gpu_memory(share: float) -> None:
@@ -65,7 +67,7 @@ def cap_gpu_memory(share: float) -> None:
         torch.cuda.set_per_process_memory_fraction(allocator_fraction(share, total))
 
 
-def train_trial(config: dict[str, Any]) -> None:
+def train_trial(config: TrialConfig) -> None:
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint in the terminal
     cfg = TrainConfig.model_validate(config["train"])
     every = config.get("checkpoint_every", 1)
@@ -74,7 +76,7 @@ def train_trial(config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = torch.load(Path(folder) / STATE_FILE, weights_only=True)
-    where = {**where_am_i(), "trial_started_at": time.time()}
+    where = where_am_i()
     cap_gpu_memory(where["gpu_share"])
     restored = state["epoch"] if state is not None else 0  # in each result, to tell resume from restart
 
@@ -85,7 +87,7 @@ def train_trial(config: dict[str, Any]) -> None:
             **where,
             "restored_from_epoch": restored,
         }
-        if metrics["epoch"] % every and metrics["status"] == "running":
+        if metrics["epoch"] % every and metrics["status"] == Outcome.RUNNING:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:

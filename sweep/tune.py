@@ -1,8 +1,8 @@
 """Build and run the sweep's Tuner: one Tune run over all arms, resumable by name.
 
 Resources per trial, the failure policy (retry from the last checkpoint), the optional ASHA
-scheduler, the arm-by-arm Optuna searcher and the MLflow and progress callbacks are all set here
-(ARCHITECTURE.md: the tuner's API in one file).
+scheduler, the arm-by-arm Optuna searcher and the MLflow and progress callbacks are all set here,
+so the tuner's API is in one file (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -23,31 +23,29 @@ from ray.tune.logger import JsonLoggerCallback
 from . import placement, space
 from .cards import cluster_cards, detect_cards, node_labels
 from .cluster import use_cluster_token
+from .defaults import SPEC_FILE
+from .errors import UserError
 from .journal import close_journal, open_journal
 from .progress import Progress
-from .search import METRIC, MODE, ArmSearcher, arm_key
-from .spec import SpecError, SweepSpec, dump_spec, load_spec
+from .search import ArmSearcher
+from .spec import SweepSpec, dump_spec, load_spec
 from .stores import check_shared_folder, check_stores, s3_filesystem
 from .tracking import MlflowTracking, SweepTracker
+from .tracking_schema import METRIC, MODE, Event, Outcome, Phase
 from .trainable import train_trial
 
-SPEC_FILE = "sweep_spec.yaml"
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 _USERS_ENV = frozenset(os.environ)  # a value the user set before starting wins over ours
 
 
 @dataclass
-class Outcome:
+class SweepOutcome:
     name: str
     interrupted: bool
-    best: dict[str, dict] = field(default_factory=dict)  # arm -> final metrics and settings of its best trial
+    best: dict[str, dict] = field(default_factory=dict)  # arm key -> final metrics and settings of its best trial
     failed: int = 0
     orphans: int = 0  # runs and study trials left open by a killed driver, closed at the end
     unsynced: str = ""  # what is not in MLflow yet and how to replay it; empty when all is there
-
-
-def sweep_dir(spec: SweepSpec) -> Path:
-    return spec.checkpoints.path / spec.name
 
 
 def _quiet() -> None:
@@ -56,7 +54,7 @@ def _quiet() -> None:
     # one checkpoint per epoch of short trials makes Tune warn about snapshot frequency
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # MLflow holds the curves: no CSV and TensorBoard copy of every result written by the
-    # driver (issue 8); its result.json stays (JsonLoggerCallback in run_sweep)
+    # driver; its result.json stays (JsonLoggerCallback in run_sweep)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
@@ -106,16 +104,17 @@ def _trial_name(trial) -> str:
     return f"{trial.config['arm'].replace('/', '-')}-{trial.trial_id}"
 
 
-def _budget(spec: SweepSpec) -> dict[str, int]:
-    """Trials per arm at most: its search, then its confirmation seeds."""
-    return {arm_key(m, r): space.arm_budget(spec, r) + spec.confirm_seeds for m, r in spec.arms()}
+def planned_trials(spec: SweepSpec) -> dict[str, int]:
+    """Per arm key, the trials the arm runs at most: its search budget, then its confirmation
+    seeds (which run only when its search completed a trial)."""
+    return {arm.key: space.search_budget(spec, arm.rule) + spec.confirm_seeds for arm in spec.arms()}
 
 
 def check_new(spec: SweepSpec) -> None:
     """A new sweep's name must be new in its checkpoint folder (checked before Ray starts)."""
-    folder = sweep_dir(spec)
+    folder = spec.folder
     if folder.exists():
-        raise SpecError([f"name: sweep {spec.name!r} already exists in {folder}; `sweep resume {spec.name}` continues it"])
+        raise UserError([f"name: sweep {spec.name!r} already exists in {folder}; `sweep resume {spec.name}` continues it"])
 
 
 def tune_storage(spec: SweepSpec) -> tuple[str, pyarrow.fs.FileSystem | None]:
@@ -130,26 +129,26 @@ def find_sweep(name: str, storage: Path) -> tuple[Path, SweepSpec]:
     """The folder and spec of a sweep to resume (checked before Ray starts)."""
     folder = Path(storage).resolve() / name
     if not (folder / SPEC_FILE).exists():
-        raise SpecError([f"name: no sweep {name!r} to resume in {folder.parent}"])
+        raise UserError([f"name: no sweep {name!r} to resume in {folder.parent}"])
     spec = load_spec(folder / SPEC_FILE)
     check_stores(spec)
     path, filesystem = tune_storage(spec)
     if not tune.Tuner.can_restore(f"{path}/{name}", storage_filesystem=filesystem):
-        raise SpecError([f"name: no sweep {name!r} to resume in {folder.parent}"])
+        raise UserError([f"name: no sweep {name!r} to resume in {folder.parent}"])
     return folder, spec
 
 
-def run_sweep(spec: SweepSpec) -> Outcome:
+def run_sweep(spec: SweepSpec) -> SweepOutcome:
     """Start a new sweep in the current Ray session."""
     check_new(spec)
     check_shared_folder(spec.checkpoints)
     trainable = _trainable(spec)  # a placement no node can satisfy stops here, before anything is written
-    folder = sweep_dir(spec)
+    folder = spec.folder
     _quiet()
     folder.mkdir(parents=True)
     (folder / SPEC_FILE).write_text(dump_spec(spec))  # what `sweep resume` reads
     tracker = SweepTracker(spec)
-    budget = _budget(spec)
+    planned = planned_trials(spec)
     scheduler = None
     if spec.scheduler is not None:
         epochs = spec.train_config(*spec.arms()[0], spec.seeds[0], {}).epochs
@@ -164,9 +163,9 @@ def run_sweep(spec: SweepSpec) -> Outcome:
             mode=MODE,
             search_alg=ArmSearcher(spec),
             scheduler=scheduler,
-            num_samples=sum(budget.values()),
+            num_samples=sum(planned.values()),
             max_concurrent_trials=spec.max_concurrent or None,
-            reuse_actors=True,  # a trial starts in a warm worker: no new process, no torch import (issue 8)
+            reuse_actors=True,  # a trial starts in a warm worker: no new process, no torch import
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
         ),
@@ -176,14 +175,14 @@ def run_sweep(spec: SweepSpec) -> Outcome:
             storage_filesystem=filesystem,
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[MlflowTracking(tracker, folder), Progress(budget), JsonLoggerCallback()],
+            callbacks=[MlflowTracking(tracker, folder), Progress(planned), JsonLoggerCallback()],
             verbose=0,
         ),
     )
-    return _conclude(spec, tracker, budget, tuner.fit())
+    return _conclude(spec, tracker, tuner.fit())
 
 
-def resume_sweep(spec: SweepSpec) -> Outcome:
+def resume_sweep(spec: SweepSpec) -> SweepOutcome:
     """Continue an interrupted sweep (its spec as `find_sweep` read it): same studies, finished
     trials kept, unfinished ones resumed."""
     check_shared_folder(spec.checkpoints)
@@ -192,34 +191,35 @@ def resume_sweep(spec: SweepSpec) -> Outcome:
     tuner = tune.Tuner.restore(
         f"{path}/{spec.name}", trainable=_trainable(spec), storage_filesystem=filesystem, resume_unfinished=True, resume_errored=True
     )
-    return _conclude(spec, SweepTracker(spec), _budget(spec), tuner.fit())
+    return _conclude(spec, SweepTracker(spec), tuner.fit())
 
 
 def _expected_trials(spec: SweepSpec, searcher: ArmSearcher) -> int:
     """Trials a complete sweep has: every search trial, and confirmations for each arm whose
     search completed at least one trial (read from the studies, which outlive the driver)."""
-    confirmed = sum(spec.confirm_seeds for arm in searcher.budget() if searcher.best_point(arm) is not None)
-    return sum(searcher.budget().values()) + confirmed
+    budgets = searcher.search_budgets()
+    confirmed = sum(spec.confirm_seeds for arm in budgets if searcher.best_point(arm) is not None)
+    return sum(budgets.values()) + confirmed
 
 
-def _conclude(spec: SweepSpec, tracker: SweepTracker, budget: dict[str, int], results: tune.ResultGrid) -> Outcome:
+def _conclude(spec: SweepSpec, tracker: SweepTracker, results: tune.ResultGrid) -> SweepOutcome:
     searcher = ArmSearcher(spec)  # one reader of the studies for the checks below
-    outcome = Outcome(spec.name, interrupted=results.num_terminated + results.num_errors < _expected_trials(spec, searcher))
+    outcome = SweepOutcome(spec.name, interrupted=results.num_terminated + results.num_errors < _expected_trials(spec, searcher))
     outcome.failed = results.num_errors
     for result in results:
         metrics = result.metrics or {}
-        if metrics.get("status") != "finished" or not result.config or result.config.get("phase") != "search":
+        if metrics.get("status") != Outcome.FINISHED or not result.config or result.config.get("phase") != Phase.SEARCH:
             continue
         arm = result.config["arm"]
         if arm not in outcome.best or metrics[METRIC] > outcome.best[arm][METRIC]:
             train = result.config["train"]
             outcome.best[arm] = {**{k: metrics[k] for k in ("val_acc", "test_acc", "epoch")}, "train": train}
     # the callback's journal (or, after a resume with nothing left to run, a new one)
-    journal = open_journal(sweep_dir(spec), tracker)
+    journal = open_journal(spec.folder, tracker)
     if not outcome.interrupted:
         outcome.orphans = searcher.close_orphans()
-        journal.append("orphans")  # after every trial's own events: runs still open are orphans
-        journal.append("finish", best=outcome.best)
+        journal.append(Event.ORPHANS)  # after every trial's own events: runs still open are orphans
+        journal.append(Event.FINISH, best=outcome.best)
     if not journal.drain(verbose=True):  # up to journal.DRAIN_S without progress
         outcome.unsynced = journal.message(spec.name, spec.checkpoints.path)
         print(outcome.unsynced, flush=True)

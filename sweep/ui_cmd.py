@@ -12,7 +12,7 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
-from .spec import SpecError
+from .errors import UserError
 from .sweep_cmd import tracking_uri
 
 
@@ -21,7 +21,7 @@ def experiment_path(uri: str, name: str | None) -> str:
         return "/"
     experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
     if experiment is None:
-        raise SpecError([f"name: no sweep {name!r} in the MLflow store {uri}"])
+        raise UserError([f"name: no sweep {name!r} in the MLflow store {uri}"])
     # MLflow 3.17's UI shows the GenAI view unless asked for the model-training one in the URL
     return f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
 

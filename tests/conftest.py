@@ -3,7 +3,7 @@
 import pytest
 import torchvision
 
-from trainers.cifar_format import write_cifar
+from trainers.data.cifar_format import write_cifar
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sweep import cli
-from sweep.spec import SpecError, validate_spec
+from sweep.errors import UserError
+from sweep.spec import validate_spec
 
 GOOD = {
     "name": "good",
@@ -178,5 +179,5 @@ def test_mutated_specs_load_or_fail_cleanly(mutations):
                 node[path[-1]] = value
     try:
         validate_spec(spec)
-    except SpecError as err:
+    except UserError as err:
         assert err.problems and all(isinstance(p, str) and ": " in p and "\n" not in p for p in err.problems)

@@ -106,10 +106,10 @@ def test_gpu_auto_packs_small_trials_on_every_card(cluster, tmp_path):
 
 
 def test_a_restriction_no_node_satisfies_starts_nothing(cluster, tmp_path):
-    from sweep.spec import SpecError
+    from sweep.errors import UserError
 
     spec = lab_spec(tmp_path, "too-big", {"gpu": 1, "min_gpu_memory_gb": 40})
-    with pytest.raises(SpecError, match="resources.min_gpu_memory_gb: no card has 40 GB"):
+    with pytest.raises(UserError, match="resources.min_gpu_memory_gb: no card has 40 GB"):
         run_sweep(spec)
     assert not (tmp_path / "sweeps" / "too-big").exists()
     assert not (tmp_path / "mlflow.db").exists()

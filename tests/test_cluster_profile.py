@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweep.cli import main
-from sweep.search import study_name
+from sweep.arm import Arm
 
 pytestmark = pytest.mark.slow
 
@@ -147,7 +147,7 @@ def test_a_sweep_runs_through_the_mlflow_server_and_optuna_on_postgresql(server,
 
     # the studies are in PostgreSQL, one per arm, with every trial told
     for rule in ("sgd", "sam_gns"):
-        study = optuna.load_study(study_name=study_name("lab", "small_cnn", rule), storage=optuna_url)
+        study = optuna.load_study(study_name=Arm("small_cnn", rule).study_name("lab"), storage=optuna_url)
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
 
     # the password is nowhere a user or the report can read it

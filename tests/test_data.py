@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from trainers.data import Batches, DataNotFoundError, Split, hold_out, load_dataset
+from trainers.data import Batches, Split, hold_out, load_dataset
+from trainers.errors import DataNotFoundError
 
 
 @pytest.mark.parametrize("kind", ["cifar10", "cifar100"])

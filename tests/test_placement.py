@@ -9,7 +9,8 @@ import torch
 from sweep.cards import CARD_LABEL, GIB, MEMORY_LABEL, Card, NodeCards, card_label, node_labels, parse_card
 from sweep.cluster import start_command
 from sweep.placement import CONTEXT_GB, MAX_PER_CARD, allocator_fraction, need_gb, plan
-from sweep.spec import SpecError, validate_spec
+from sweep.errors import UserError
+from sweep.spec import validate_spec
 
 # The paper's lab (Section 5): four workstations, four card models.
 LAB = [
@@ -58,7 +59,7 @@ def test_ray_start_commands_declare_cards_turn_on_token_auth_and_keep_the_dashbo
     assert env["RAY_AUTH_TOKEN_PATH"] == "/srv/token"
     assert "--address=10.0.0.4:6380" in command and "--block" in command and "--num-gpus=0" in command
     assert not any(part.startswith("--labels") for part in command)  # no card, no label
-    with pytest.raises(SpecError, match="--num-gpus 3"):
+    with pytest.raises(UserError, match="--num-gpus 3"):
         start_command(node_args(card=["RTX 2070:8", "TITAN RTX:24"], num_gpus=3), head=False)
 
 
@@ -82,7 +83,7 @@ def test_a_model_restricted_to_large_cards_gets_a_selector_naming_only_them():
     ],
 )
 def test_a_placement_no_node_can_satisfy_is_one_clear_error(resources, message):
-    with pytest.raises(SpecError) as caught:
+    with pytest.raises(UserError) as caught:
         plan(spec(resources), LAB)
     (problem,) = caught.value.problems
     assert problem.startswith(message) and "TITAN-RTX 24 GB" in problem
@@ -90,7 +91,7 @@ def test_a_placement_no_node_can_satisfy_is_one_clear_error(resources, message):
 
 def test_undeclared_cards_cannot_be_restricted_or_sized():
     bare = [NodeCards("n", "10.0.0.9", "", 0, 2)]  # started with plain `ray start`
-    with pytest.raises(SpecError, match="no node declares its cards"):
+    with pytest.raises(UserError, match="no node declares its cards"):
         plan(spec({"gpu": "auto"}), bare)
     assert plan(spec({"gpu": 0.5}), bare)["small_cnn"].gpu == 0.5
 
@@ -146,11 +147,11 @@ def test_a_share_smaller_than_the_cuda_context_is_refused():
 
 
 def test_per_model_resources_must_name_the_spec_s_models():
-    with pytest.raises(SpecError, match="resources.gpu: cards or min_gpu_memory_gb need a GPU share"):
+    with pytest.raises(UserError, match="resources.gpu: cards or min_gpu_memory_gb need a GPU share"):
         spec({"gpu": 0, "cards": ["TITAN RTX"]})
-    with pytest.raises(SpecError, match=r"resources.models.vgg16: not among the spec's models"):
+    with pytest.raises(UserError, match=r"resources.models.vgg16: not among the spec's models"):
         spec({"models": {"vgg16": {"gpu": 1}}})
-    with pytest.raises(SpecError, match=r"resources.models.small_cnn.gpu: must be a fraction of one GPU in \[0, 1\], or auto"):
+    with pytest.raises(UserError, match=r"resources.models.small_cnn.gpu: must be a fraction of one GPU in \[0, 1\], or auto"):
         spec({"models": {"small_cnn": {"gpu": 1.5}}})
 
 

@@ -12,7 +12,7 @@ import ray
 from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
-from sweep.search import study_name
+from sweep.arm import Arm
 from sweep.spec import validate_spec
 from sweep.trainable import FAULT_ENV
 from sweep.tune import run_sweep
@@ -97,7 +97,7 @@ def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tm
 
     storage = optuna.storages.RDBStorage(spec.tracking.optuna_storage)
     for rule in ("sgd", "sam_gns"):
-        study = optuna.load_study(study_name=study_name("tiny", "small_cnn", rule), storage=storage)
+        study = optuna.load_study(study_name=Arm("small_cnn", rule).study_name("tiny"), storage=storage)
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         assert len(complete) == 2
         assert ("rho" in complete[0].params) == (rule == "sam_gns")  # SGD's budget never spent on rho
@@ -155,7 +155,7 @@ def test_asha_stops_weak_trials_and_optuna_records_them_as_pruned(tmp_path):
     )
     run_sweep(spec)
     client, _, _, children_ = runs(spec)
-    study = optuna.load_study(study_name=study_name("asha", "small_cnn", "sam_gns"), storage=spec.tracking.optuna_storage)
+    study = optuna.load_study(study_name=Arm("small_cnn", "sam_gns").study_name("asha"), storage=spec.tracking.optuna_storage)
     by_trial = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert len(children_) == len(by_trial) == 6
     pruned = 0
@@ -208,7 +208,7 @@ def test_a_diverging_trial_stops_is_marked_and_counts_as_a_failure_for_optuna(tm
     client, _, _, children_ = runs(spec)
     by_lr = {float(c.data.params["lr"]): c for c in children_}
     assert set(by_lr) == {1e30, 0.1}  # the grid ran both
-    study = optuna.load_study(study_name=study_name("diverging", "small_cnn", "sgd"), storage=spec.tracking.optuna_storage)
+    study = optuna.load_study(study_name=Arm("small_cnn", "sgd").study_name("diverging"), storage=spec.tracking.optuna_storage)
     states = {trial.params["lr"]: trial.state for trial in study.trials}
     assert by_lr[1e30].data.tags["sweep.outcome"] == "diverged"
     assert steps(client, by_lr[1e30]) == [1]  # stopped at once

@@ -12,7 +12,7 @@ import pytest
 from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
-from sweep.search import study_name
+from sweep.arm import Arm
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_interrupted_sweep_resumes_without_repeating_finished_trials(tmp_path, s
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db")
     for rule in ("sgd", "sam_gns"):
-        study = optuna.load_study(study_name=study_name("resume-me", "small_cnn", rule), storage=storage)
+        study = optuna.load_study(study_name=Arm("small_cnn", rule).study_name("resume-me"), storage=storage)
         assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2  # continued, not restarted
 
     redone = 0

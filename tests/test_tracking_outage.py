@@ -29,7 +29,8 @@ from sweep.cli import main
 from sweep.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
 from sweep.spec import dump_spec, validate_spec
 from sweep.tracking import CURVES, SweepTracker
-from sweep.tune import SPEC_FILE, run_sweep
+from sweep.defaults import SPEC_FILE
+from sweep.tune import run_sweep
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 

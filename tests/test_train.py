@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from trainers.config import ConfigError, TrainConfig
+from trainers.config import TrainConfig
+from trainers.errors import ConfigError
 from trainers.optim import list_optimizers
 from trainers.train import fit
 

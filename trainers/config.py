@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .data import get_dataset_info
 from .models import check_model_options, get_model_info
 from .optim import list_optimizers
 
@@ -32,9 +33,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True, frozen=False)
 
     # what is trained, on what
-    dataset: Literal["cifar10", "cifar100", "digits", "synthetic"] = Field(
-        "cifar10", description="data set registry key"
-    )
+    dataset: str = Field("cifar10", description="data set registry key (`sweep list datasets`)")
     model: str = Field("resnet18", description="model registry key (`sweep list models`)")
     model_options: dict[str, Any] = Field(
         default_factory=dict, description="extra keyword options of the model's factory, e.g. {width: 8}"
@@ -83,6 +82,12 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown update rule {name!r}; known: {', '.join(known)}")
         return name
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        get_dataset_info(name)  # raises ValueError listing the known data sets
+        return name
+
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
@@ -116,11 +121,6 @@ class TrainConfig(BaseModel):
         if self.pretrained and not get_model_info(self.model).pretrained:
             raise ValueError(f"pretrained: model {self.model!r} has no ImageNet weights (tv_* models have)")
         return self
-
-
-class ConfigError(ValueError):
-    """A config that validated field by field but cannot be run (a model option's value, a data
-    set too small for its validation split): bad input, reported like a validation error."""
 
 
 def describe_errors(error: ValidationError) -> list[str]:

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError, TrainConfig
-from .data import Batches, Split, hold_out, load_dataset
-from .models import create_model, get_model_info
-from .optim import create_optimizer, frozen_batchnorm_stats
+from .build import build_model, build_optimizer, load_data
+from .config import TrainConfig
+from .data import Batches, Split, hold_out
+from .models import get_model_info
+from .optim import frozen_batchnorm_stats
 
 Reporter = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -48,31 +49,17 @@ class Run:
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
         self.device = resolve_device(cfg.device)
-        options = cfg.synthetic.model_dump() if cfg.dataset == "synthetic" else {}
-        data = load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, **options)
+        data = load_data(cfg)
         train, val = hold_out(data.train.to(self.device), cfg.val_fraction)
         self.splits: dict[str, Split | None] = {"train": train, "val": val, "test": data.test.to(self.device)}
         torch.manual_seed(cfg.seed)  # initial weights; the data generator below is separate
-        model_options = {**cfg.model_options, **({"pretrained": True} if cfg.pretrained else {})}
-        try:
-            self.model = create_model(cfg.model, data.num_classes, **model_options).to(self.device)
-        except ValueError as err:
-            raise ConfigError(f"model_options: {err}") from None
+        self.model = build_model(cfg, data.num_classes).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # forward passes go through the compiled wrapper; weights, BN freezing and checkpoints
         # stay with the module itself, so a checkpoint loads with or without compile
         self.forward = torch.compile(self.model) if cfg.compile else self.model
-        self.optimizer = create_optimizer(
-            cfg.optimizer,
-            self.model.parameters(),
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            nesterov=cfg.nesterov,
-            rho=cfg.rho,
-            eta=cfg.eta,
-        )
+        self.optimizer = build_optimizer(cfg, self.model.parameters())
         shape = SCHEDULES[cfg.lr_schedule]
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda epoch: shape(epoch, cfg.epochs))
         self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and augmentation

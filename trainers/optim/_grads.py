@@ -68,7 +68,7 @@ def sgd_step_(optimizer: torch.optim.SGD, divisor: Tensor | None = None) -> None
         fused = params[0].device.type in FUSED_DEVICES
         in_kernel = divisor if fused and divisor is not None and divisor.dtype == torch.float32 else None
         if divisor is not None and in_kernel is None:
-            # the kernel takes its divisor in float32 only; the meta device (trainers/memory.py)
+            # the kernel takes its divisor in float32 only; the meta device (trainers/memory/)
             # has no fused kernel and takes torch's foreach step
             torch._foreach_div_(grads, divisor)
         momentum = group["momentum"]

@@ -1,0 +1,63 @@
+"""Where a sweep keeps things when the spec or a flag does not say: one place for each default.
+
+The embedded profile (a laptop, CI) writes next to the command: SQLite files for MLflow and
+Optuna, a `sweeps/` folder for checkpoints, `reports/` for reports. The cluster profile sets the
+environment variables below once per shell (docker/compose.yaml does), so every command and
+every spec on that machine finds the shared stores without repeating them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MLFLOW_URI_ENV, MLFLOW_URI = "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"
+OPTUNA_STORAGE_ENV, OPTUNA_STORAGE = "SWEEP_OPTUNA_STORAGE", "sqlite:///optuna.db"
+CHECKPOINTS_ENV, CHECKPOINTS = "SWEEP_CHECKPOINTS", "sweeps"
+CHECKPOINT_STORAGE_ENV = "SWEEP_CHECKPOINT_STORAGE"  # s3://BUCKET/PREFIX; unset: the folder above
+S3_ENDPOINT_ENV = "SWEEP_S3_ENDPOINT"  # an S3-compatible server; unset: AWS
+REPORTS = "reports"  # reports/NAME/ holds a sweep's report files
+SPEC_FILE = "sweep_spec.yaml"  # in a sweep's folder (what `sweep resume` reads) and on its parent run
+DATA = "data"  # the data sets' folder (TrainConfig.data_dir)
+
+# How each default reads in help texts and field descriptions.
+MLFLOW_URI_HELP = f"${MLFLOW_URI_ENV}, else {MLFLOW_URI}"
+OPTUNA_STORAGE_HELP = f"${OPTUNA_STORAGE_ENV}, else {OPTUNA_STORAGE}"
+CHECKPOINTS_HELP = f"${CHECKPOINTS_ENV}, else {CHECKPOINTS}"
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None  # an empty variable counts as unset
+
+
+def mlflow_uri() -> str:
+    return _env(MLFLOW_URI_ENV) or MLFLOW_URI
+
+
+def optuna_storage() -> str:
+    return _env(OPTUNA_STORAGE_ENV) or OPTUNA_STORAGE
+
+
+def checkpoints() -> Path:
+    return Path(_env(CHECKPOINTS_ENV) or CHECKPOINTS)
+
+
+def checkpoint_storage() -> str | None:
+    return _env(CHECKPOINT_STORAGE_ENV)
+
+
+def s3_endpoint() -> str | None:
+    return _env(S3_ENDPOINT_ENV)
+
+
+def reports(name: str) -> Path:
+    return Path(REPORTS) / name
+
+
+def absolute_sqlite(uri: str) -> str:
+    """A relative `sqlite:///FILE` made absolute against this folder (trials run elsewhere, and a
+    later command may too); any other URI unchanged."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
