@@ -16,7 +16,7 @@ import urllib.request
 
 from mlflow.tracking import MlflowClient
 
-from sweep.tracking import CURVES, curve_points
+from sweep.tracking.runs import CURVES, curve_points
 
 from ._timing import table
 

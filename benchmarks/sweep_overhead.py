@@ -22,8 +22,8 @@ from pathlib import Path
 
 import ray
 
-from sweep.spec import validate_spec
-from sweep.tune import run_sweep
+from sweep.spec.schema import validate_spec
+from sweep.tuning.driver import run_sweep
 
 from ._timing import machine, table
 

@@ -7,10 +7,10 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
-from sweep.cards import Card, cluster_cards, node_labels
-from sweep.cluster import gpus_in_use, render_status
-from sweep.spec import validate_spec
-from sweep.tune import run_sweep
+from sweep.cluster.cards import Card, cluster_cards, node_labels
+from sweep.cluster.nodes import gpus_in_use, render_status
+from sweep.spec.schema import validate_spec
+from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweep.cli import main
-from sweep.arm import Arm
+from sweep.spec.arm import Arm
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
-from sweep.cards import Card, node_labels
-from sweep.spec import validate_spec
-from sweep.tune import run_sweep
+from sweep.cluster.cards import Card, node_labels
+from sweep.spec.schema import validate_spec
+from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow
 EPOCHS = 6

@@ -6,11 +6,11 @@ import argparse
 import pytest
 import torch
 
-from sweep.cards import CARD_LABEL, GIB, MEMORY_LABEL, Card, NodeCards, card_label, node_labels, parse_card
-from sweep.cluster import start_command
-from sweep.placement import CONTEXT_GB, MAX_PER_CARD, allocator_fraction, need_gb, plan
+from sweep.cluster.cards import CARD_LABEL, GIB, MEMORY_LABEL, Card, NodeCards, card_label, node_labels, parse_card
+from sweep.cluster.nodes import start_command
+from sweep.cluster.placement import CONTEXT_GB, MAX_PER_CARD, allocator_fraction, need_gb, plan
 from sweep.errors import UserError
-from sweep.spec import validate_spec
+from sweep.spec.schema import validate_spec
 
 # The paper's lab (Section 5): four workstations, four card models.
 LAB = [
@@ -157,7 +157,7 @@ def test_per_model_resources_must_name_the_spec_s_models():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA card (run on a GPU machine)")
 def test_a_trial_that_outgrows_its_cap_fails_with_out_of_memory():
-    from sweep.trainable import cap_gpu_memory
+    from sweep.tuning.trainable import cap_gpu_memory
 
     cap_gpu_memory(0.25)
     total = torch.cuda.get_device_properties(0).total_memory
@@ -171,7 +171,7 @@ def test_a_trial_that_outgrows_its_cap_fails_with_out_of_memory():
 
 
 def test_status_shows_the_fractions_each_card_holds():
-    from sweep.cluster import render_status
+    from sweep.cluster.nodes import render_status
 
     table = render_status(LAB[2:], {"ntitan": [0.25, 0.25, 0.25]}).splitlines()
     assert table[0].split() == ["node", "address", "card", "memory", "GPUs", "in", "use"]

@@ -12,10 +12,10 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from sweep import cli
-from sweep.report import FILES, render, write_report
-from sweep.report_data import build_report
+from sweep.report.render import FILES, render, write_report
+from sweep.report.data import build_report
 from fake_sweep import log_trial, make_spec
-from sweep.tracking import SweepTracker
+from sweep.tracking.runs import SweepTracker
 
 
 @pytest.fixture

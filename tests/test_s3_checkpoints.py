@@ -16,10 +16,10 @@ import ray
 from mlflow.tracking import MlflowClient
 from pyarrow import fs
 
-from sweep.spec import validate_spec
-from sweep.stores import check_checkpoints
-from sweep.trainable import FAULT_ENV
-from sweep.tune import run_sweep
+from sweep.spec.schema import validate_spec
+from sweep.cluster.stores import check_checkpoints
+from sweep.tuning.trainable import FAULT_ENV
+from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sweep-test", "AWS_SECRET_ACCESS_KEY": "sweep-test", "AWS_DEFAULT_REGION": "us-east-1"}

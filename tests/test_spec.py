@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from sweep import cli
-from sweep.space import search_budget, distributions, grid
+from sweep.search.space import search_budget, distributions, grid
 from sweep.errors import UserError
-from sweep.spec import Range, load_spec, validate_spec
+from sweep.spec.schema import Range, load_spec, validate_spec
 
 SPECS = sorted((Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
 
@@ -111,7 +111,7 @@ def test_grid_sampler_tells_the_last_point_without_raising():
     """Optuna's stock GridSampler stops the study at its last point, which raises inside `tell`."""
     import optuna
 
-    from sweep.space import sampler, suggested_distributions
+    from sweep.search.space import sampler, suggested_distributions
 
     spec = validate_spec(minimal(search={"method": "grid", "space": {"lr": {"choices": [0.1, 0.2]}}}))
     study = optuna.create_study(sampler=sampler(spec, "sgd", 0), direction="maximize")

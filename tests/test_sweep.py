@@ -12,10 +12,10 @@ import ray
 from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
-from sweep.arm import Arm
-from sweep.spec import validate_spec
-from sweep.trainable import FAULT_ENV
-from sweep.tune import run_sweep
+from sweep.spec.arm import Arm
+from sweep.spec.schema import validate_spec
+from sweep.tuning.trainable import FAULT_ENV
+from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +174,7 @@ def test_asha_stops_weak_trials_and_optuna_records_them_as_pruned(tmp_path):
 
 
 def test_confirmation_seeds_retrain_each_arms_best_setting_and_the_report_rests_on_them(tmp_path):
-    from sweep.report import write_report
+    from sweep.report.render import write_report
 
     spec = tiny_spec(tmp_path, "confirmed", confirm_seeds=2)
     outcome = run_sweep(spec)

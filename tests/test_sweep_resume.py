@@ -12,7 +12,7 @@ import pytest
 from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
-from sweep.arm import Arm
+from sweep.spec.arm import Arm
 
 pytestmark = pytest.mark.slow
 

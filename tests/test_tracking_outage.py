@@ -24,13 +24,13 @@ import ray
 from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
-from sweep import journal as journal_mod
+from sweep.tracking import journal as journal_mod
 from sweep.cli import main
-from sweep.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
-from sweep.spec import dump_spec, validate_spec
-from sweep.tracking import CURVES, SweepTracker
+from sweep.tracking.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
+from sweep.spec.schema import dump_spec, validate_spec
+from sweep.tracking.runs import CURVES, SweepTracker
 from sweep.defaults import SPEC_FILE
-from sweep.tune import run_sweep
+from sweep.tuning.driver import run_sweep
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 

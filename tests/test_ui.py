@@ -14,7 +14,7 @@ import pytest
 from fake_sweep import log_trial, make_spec
 from listening import listening_addresses
 
-from sweep.tracking import SweepTracker
+from sweep.tracking.runs import SweepTracker
 
 pytestmark = [
     pytest.mark.slow,

@@ -7,8 +7,8 @@ from typing import TextIO
 
 from ray.tune import Callback
 
-from .arm import searched
-from .tracking_schema import METRIC
+from ..spec.arm import searched
+from ..tracking.schema import METRIC
 
 
 def settings(train: dict) -> str:

@@ -27,8 +27,8 @@ from ray import tune
 from trainers.memory import estimate_train_memory
 
 from .cards import CARD_LABEL, GIB, NodeCards, card_label
-from .errors import UserError
-from .spec import SweepSpec
+from ..errors import UserError
+from ..spec.schema import SweepSpec
 
 CONTEXT_GB = 0.5  # CUDA context, cuBLAS/cuDNN handles: per process, outside the caching allocator
 MAX_PER_CARD = 8  # `gpu: auto` packs at most this many trials on a card: cores and bandwidth run out first

@@ -22,10 +22,10 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from .arm import searched
+from ..spec.arm import searched
 from .journal import open_journal
-from .spec import SweepSpec, dump_spec
-from .tracking_schema import (
+from ..spec.schema import SweepSpec, dump_spec
+from .schema import (
     ARM_TAG,
     BEST_TAG_PREFIX,
     CURVES,

@@ -8,16 +8,16 @@ from pathlib import Path
 
 from trainers.build import load_data
 
-from . import defaults
-from .errors import UserError
-from .journal import SYNC_WAIT_S, Journal, backlog
-from .progress import settings
-from .report import render, write_report
-from .space import search_budget
-from .spec import SweepSpec, load_spec
-from .stores import check_stores
-from .tracking import SweepTracker
-from .tune import check_new, find_sweep, ray_session, resume_sweep, run_sweep
+from .. import defaults
+from ..errors import UserError
+from ..tracking.journal import SYNC_WAIT_S, Journal, backlog
+from ..tuning.progress import settings
+from ..report.render import render, write_report
+from ..search.space import search_budget
+from ..spec.schema import SweepSpec, load_spec
+from ..cluster.stores import check_stores
+from ..tracking.runs import SweepTracker
+from ..tuning.driver import check_new, find_sweep, ray_session, resume_sweep, run_sweep
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,10 +30,10 @@ from trainers.config import TrainConfig, describe_errors
 from trainers.models import get_model_info
 from trainers.optim import get_rule, list_optimizers
 
-from . import defaults
+from .. import defaults
 from .arm import Arm
-from .errors import UserError
-from .redact import redact as redact_text
+from ..errors import UserError
+from ..redact import redact as redact_text
 
 SEARCHABLE = ("lr", "rho", "eta", "momentum", "weight_decay")  # TrainConfig fields a space may vary
 ARM_FIELDS = ("dataset", "model", "optimizer", "seed")

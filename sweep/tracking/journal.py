@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import defaults
-from .redact import redact
-from .tracking_schema import Event
+from .. import defaults
+from ..redact import redact
+from .schema import Event
 
 JOURNAL, OFFSET, LOCK = "mlflow_journal.jsonl", "mlflow_journal.offset", "mlflow_journal.lock"
 REFUSED = "mlflow_journal.refused.jsonl"  # events MLflow refused as invalid, kept with the reason

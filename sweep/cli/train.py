@@ -19,9 +19,9 @@ from tqdm import tqdm
 from trainers.config import TrainConfig, describe_errors
 from trainers.train import fit
 
-from .errors import UserError
-from .tracking import RunLogger
-from .tracking_schema import Outcome
+from ..errors import UserError
+from ..tracking.runs import RunLogger
+from ..tracking.schema import Outcome
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,9 +21,9 @@ from ray import tune
 from trainers.config import TrainConfig
 from trainers.train import fit
 
-from .cards import CARD_LABEL, card_label
-from .placement import allocator_fraction
-from .tracking_schema import Outcome, TrialConfig, TrialPlace
+from ..cluster.cards import CARD_LABEL, card_label
+from ..cluster.placement import allocator_fraction
+from ..tracking.schema import Outcome, TrialConfig, TrialPlace
 
 STATE_FILE = "state.pt"
 # Test hook for the retry path: when the file this variable names exists and holds an

@@ -20,10 +20,10 @@ import sqlalchemy
 from pyarrow import fs
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from .errors import UserError
+from ..errors import UserError
 from .probe import Probe
-from .redact import redact
-from .spec import Checkpoints, SweepSpec
+from ..redact import redact
+from ..spec.schema import Checkpoints, SweepSpec
 
 TIMEOUT_S = 5  # per check: a store that answers slower than this is not usable for a sweep
 

@@ -12,8 +12,8 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
-from .errors import UserError
-from .sweep_cmd import tracking_uri
+from ..errors import UserError
+from .sweeps import tracking_uri
 
 
 def experiment_path(uri: str, name: str | None) -> str:

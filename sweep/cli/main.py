@@ -16,10 +16,16 @@ from trainers.errors import ConfigError, DataNotFoundError
 from trainers.models import get_model_info, list_models
 from trainers.optim import get_rule, list_optimizers
 
-from . import cluster, sweep_cmd, train_cmd, ui_cmd
-from .errors import UserError
+from ..cluster import nodes as cluster
 
-SPECS = Path(__file__).resolve().parent.parent / "search_spaces"  # shipped specs, in the checkout
+from . import sweeps as sweep_cmd
+
+from . import train as train_cmd
+
+from . import ui as ui_cmd
+from ..errors import UserError
+
+SPECS = Path(__file__).resolve().parents[2] / "search_spaces"  # shipped specs, in the checkout
 
 
 def _optimizers() -> list[tuple[str, str, str]]:

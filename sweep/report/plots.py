@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only: no display on a head node
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .report_data import SweepReport  # noqa: E402
+from .data import SweepReport  # noqa: E402
 
 
 def curves(report: SweepReport, path: Path) -> None:

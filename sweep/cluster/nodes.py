@@ -23,7 +23,7 @@ import ray.util
 from ray._raylet import Config
 
 from .cards import Card, NodeCards, cluster_cards, detect_cards, node_labels, parse_card
-from .errors import UserError
+from ..errors import UserError
 
 DEFAULT_PORT = 6379  # Ray's; Redis often holds it, so it is a flag
 TOKEN_ENV, TOKEN_PATH_ENV, MODE_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"

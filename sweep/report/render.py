@@ -10,8 +10,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from . import report_plots
-from .report_data import Cell, SweepReport, build_report
+from . import plots as report_plots
+from .data import Cell, SweepReport, build_report
 
 FILES = ("report.md", "table.csv", "test_acc_curves.png", "test_acc_lr_rho.png")
 

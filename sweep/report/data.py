@@ -16,9 +16,9 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from .arm import Arm, searched
-from .errors import UserError
-from .tracking_schema import ARM_TAG, METRIC, OUTCOME_TAG, PARENT_ROLE, PARENT_RUN_TAG, PHASE_TAG, ROLE_TAG, SPEC_ARTIFACT, STUDY_TRIAL_TAG, Outcome, Phase
+from ..spec.arm import Arm, searched
+from ..errors import UserError
+from ..tracking.schema import ARM_TAG, METRIC, OUTCOME_TAG, PARENT_ROLE, PARENT_RUN_TAG, PHASE_TAG, ROLE_TAG, SPEC_ARTIFACT, STUDY_TRIAL_TAG, Outcome, Phase
 
 # TrainConfig params that differ between runs of one setting without making another setting
 IGNORED = {"seed"}

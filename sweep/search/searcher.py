@@ -18,9 +18,9 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from . import space
-from .arm import Arm
-from .spec import SweepSpec
-from .tracking_schema import METRIC, MODE, Outcome, Phase, TrialConfig
+from ..spec.arm import Arm
+from ..spec.schema import SweepSpec
+from ..tracking.schema import METRIC, MODE, Outcome, Phase, TrialConfig
 
 
 class ArmSearcher(Searcher):

@@ -20,18 +20,20 @@ import ray
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
-from . import placement, space
-from .cards import cluster_cards, detect_cards, node_labels
-from .cluster import use_cluster_token
-from .defaults import SPEC_FILE
-from .errors import UserError
-from .journal import close_journal, open_journal
+from ..cluster import placement
+
+from ..search import space
+from ..cluster.cards import cluster_cards, detect_cards, node_labels
+from ..cluster.nodes import use_cluster_token
+from ..defaults import SPEC_FILE
+from ..errors import UserError
+from ..tracking.journal import close_journal, open_journal
 from .progress import Progress
-from .search import ArmSearcher
-from .spec import SweepSpec, dump_spec, load_spec
-from .stores import check_shared_folder, check_stores, s3_filesystem
-from .tracking import MlflowTracking, SweepTracker
-from .tracking_schema import METRIC, MODE, Event, Outcome, Phase
+from ..search.searcher import ArmSearcher
+from ..spec.schema import SweepSpec, dump_spec, load_spec
+from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
+from ..tracking.runs import MlflowTracking, SweepTracker
+from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
 from .trainable import train_trial
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"

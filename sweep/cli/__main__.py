@@ -1,0 +1,7 @@
+"""`python -m sweep.cli`: the same as the `sweep` console script."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())
