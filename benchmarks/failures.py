@@ -37,8 +37,10 @@ def main() -> int:
     print("\n| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS))
     for row in rows:
         print("| " + " | ".join(str(row[column]) for column in COLUMNS) + " |")
-    print("\nepochs: per trial; redone: epochs trained twice (after a restore from an older checkpoint); "
-          "lost / doubled: epochs a child run lacks / holds twice in MLflow")
+    print(
+        "\nepochs: per trial; redone: epochs trained twice (after a restore from an older checkpoint); "
+        "lost / doubled: epochs a child run lacks / holds twice in MLflow"
+    )
     return run.returncode
 
 

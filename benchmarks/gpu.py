@@ -44,7 +44,10 @@ def trainer(device: str, rule: str, bf16: bool, width: int, batch: int):
 
     def closure():
         opt.zero_grad(set_to_none=True)
-        with frozen_batchnorm_stats(model, getattr(opt, "perturbed", False)), torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+        with (
+            frozen_batchnorm_stats(model, getattr(opt, "perturbed", False)),
+            torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16),
+        ):
             loss = F.cross_entropy(model(x).float(), y)
         loss.backward()
         return loss
@@ -99,7 +102,10 @@ def main() -> None:
 
     rows = []
     for rule in ("sgd", "sam_gns"):
-        rates = {bf16: images_per_second(trainer(args.device, rule, bf16, width, batch), args.device, batch, steps) for bf16 in (False, True)}
+        rates = {
+            bf16: images_per_second(trainer(args.device, rule, bf16, width, batch), args.device, batch, steps)
+            for bf16 in (False, True)
+        }
         rows.append([rule, rates[False], rates[True], rates[True] / rates[False]])
     print(table(["resnet18 rule", "fp32 img/s", "bf16 img/s", "bf16 speed-up"], rows))
 
@@ -109,7 +115,11 @@ def main() -> None:
         params = [p.detach().to(args.device).requires_grad_() for p in model.parameters()]
         loop_params = [p.detach().clone().requires_grad_() for p in params]
         grads = [torch.randn_like(p) * 1e-3 for p in params]
-        runs = {"ours": contender(create_optimizer(rule, params, lr=0.1), params, grads), "loop": contender(LoopRule(rule, loop_params), loop_params, grads), "copies": contender(None, params, grads)}
+        runs = {
+            "ours": contender(create_optimizer(rule, params, lr=0.1), params, grads),
+            "loop": contender(LoopRule(rule, loop_params), loop_params, grads),
+            "copies": contender(None, params, grads),
+        }
         times = {}
         for name, run in runs.items():
             times[name] = 1 / images_per_second(run, args.device, 1, steps * 2)
@@ -117,7 +127,9 @@ def main() -> None:
         rows.append([rule, own["ours"] * 1e3, own["loop"] * 1e3, own["loop"] / own["ours"]])
     print(table(["rule (resnet18 params)", "ours ms", "loop ms", "loop/ours"], rows))
 
-    print(table(["concurrent sam_gns trials", "aggregate img/s", "peak MiB per trial"], packing(args.device, width, batch, steps)))
+    print(
+        table(["concurrent sam_gns trials", "aggregate img/s", "peak MiB per trial"], packing(args.device, width, batch, steps))
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import torch
 import torchvision
 from torchvision import transforms as T
 
-from trainers.data.cifar_format import write_cifar
 from trainers.data import Batches, load_dataset
+from trainers.data.cifar_format import write_cifar
 
 from ._timing import machine, table
 
@@ -45,9 +45,20 @@ def main() -> None:
     rows = []
     for augment in (False, True):
         steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
-        dataset = torchvision.datasets.CIFAR10(str(root), train=True, transform=T.Compose([*steps, T.ToTensor(), T.Normalize(MEAN, STD)]))
+        dataset = torchvision.datasets.CIFAR10(
+            str(root), train=True, transform=T.Compose([*steps, T.ToTensor(), T.Normalize(MEAN, STD)])
+        )
         baseline = torch.utils.data.DataLoader(dataset, batch_size=100, shuffle=True, num_workers=0)
-        ours = Batches(data.train, 100, mean=MEAN, std=STD, out_size=32, shuffle=True, augment=augment, generator=torch.Generator().manual_seed(0))
+        ours = Batches(
+            data.train,
+            100,
+            mean=MEAN,
+            std=STD,
+            out_size=32,
+            shuffle=True,
+            augment=augment,
+            generator=torch.Generator().manual_seed(0),
+        )
         rates = {"dataloader": [], "ours": []}
         for _ in range(3):  # alternate, keep the medians
             rates["dataloader"].append(epoch_rate(baseline))

@@ -31,14 +31,20 @@ from ._timing import machine, table
 def one_sweep(trials: int, epochs: int, slots: int) -> tuple[float, float, float]:
     """(seconds ray.init took, wall seconds of the sweep, seconds its trials trained)."""
     folder = Path(tempfile.mkdtemp())
-    spec = validate_spec({
-        "name": "overhead", "dataset": "digits", "models": ["small_cnn"], "optimizers": ["sam_gns"],
-        "train": {"epochs": epochs, "batch_size": 32, "model_options": {"width": 16}},
-        "search": {"method": "optuna", "trials_per_arm": trials, "space": {"lr": {"low": 0.05, "high": 0.5, "log": True}}},
-        "resources": {"cpus": 1}, "max_concurrent": slots,
-        "tracking": {"mlflow_uri": f"sqlite:///{folder}/mlflow.db", "optuna_storage": f"sqlite:///{folder}/optuna.db"},
-        "checkpoints": {"path": str(folder / "sweeps")},
-    }).resolved()
+    spec = validate_spec(
+        {
+            "name": "overhead",
+            "dataset": "digits",
+            "models": ["small_cnn"],
+            "optimizers": ["sam_gns"],
+            "train": {"epochs": epochs, "batch_size": 32, "model_options": {"width": 16}},
+            "search": {"method": "optuna", "trials_per_arm": trials, "space": {"lr": {"low": 0.05, "high": 0.5, "log": True}}},
+            "resources": {"cpus": 1},
+            "max_concurrent": slots,
+            "tracking": {"mlflow_uri": f"sqlite:///{folder}/mlflow.db", "optuna_storage": f"sqlite:///{folder}/optuna.db"},
+            "checkpoints": {"path": str(folder / "sweeps")},
+        }
+    ).resolved()
     started = time.perf_counter()
     ray.init(address="local", num_cpus=slots, include_dashboard=False, logging_level="ERROR")
     init = time.perf_counter() - started
@@ -77,10 +83,17 @@ def main() -> None:
     per_trial = (overhead[large] - overhead[small]) / (large - small)
     fixed = (overhead[small] - small * per_trial) / k
     trial_s = rows[0][4]
-    print(table(
-        ["fixed s per slot (once per sweep)", "start-up s per trial", "steady efficiency at these trials", "steady efficiency at 30 s trials"],
-        [[fixed, per_trial, f"{100 * trial_s / (trial_s + per_trial):.1f}%", f"{100 * 30 / (30 + per_trial):.1f}%"]],
-    ))
+    print(
+        table(
+            [
+                "fixed s per slot (once per sweep)",
+                "start-up s per trial",
+                "steady efficiency at these trials",
+                "steady efficiency at 30 s trials",
+            ],
+            [[fixed, per_trial, f"{100 * trial_s / (trial_s + per_trial):.1f}%", f"{100 * 30 / (30 + per_trial):.1f}%"]],
+        )
+    )
 
 
 if __name__ == "__main__":

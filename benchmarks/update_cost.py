@@ -86,7 +86,9 @@ def contender(opt, params, grads):
 
 def allocated_bytes(fn) -> int:
     """Bytes allocated while `fn` runs (the profiler's memory events, CPU and CUDA)."""
-    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    activities = [torch.profiler.ProfilerActivity.CPU] + (
+        [torch.profiler.ProfilerActivity.CUDA] if torch.cuda.is_available() else []
+    )
     with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
         fn()
     return sum(max(e.self_cpu_memory_usage, 0) + max(getattr(e, "self_device_memory_usage", 0), 0) for e in prof.key_averages())
@@ -108,15 +110,32 @@ def main() -> None:
             loop = contender(LoopRule(rule, loop_params), loop_params, grads)
             sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
             copies = contender(None, ours_params, grads)
-            times = alternate({"ours": lambda: (ours(), sync()), "loop": lambda: (loop(), sync()), "copies": lambda: (copies(), sync())}, rounds=7, calls=3)
+            times = alternate(
+                {"ours": lambda: (ours(), sync()), "loop": lambda: (loop(), sync()), "copies": lambda: (copies(), sync())},
+                rounds=7,
+                calls=3,
+            )
             own = {name: times[name] - times["copies"] for name in ("ours", "loop")}
             size = sum(p.numel() * p.element_size() for p in ours_params)
             extra = allocated_bytes(copies)
-            rows.append([
-                model, rule, len(ours_params), own["ours"] * 1e3, own["loop"] * 1e3, own["loop"] / own["ours"],
-                (allocated_bytes(ours) - extra) / size, (allocated_bytes(loop) - extra) / size,
-            ])
-    print(table(["params of", "rule", "tensors", "ours ms", "loop ms", "loop/ours", "ours alloc x params", "loop alloc x params"], rows))
+            rows.append(
+                [
+                    model,
+                    rule,
+                    len(ours_params),
+                    own["ours"] * 1e3,
+                    own["loop"] * 1e3,
+                    own["loop"] / own["ours"],
+                    (allocated_bytes(ours) - extra) / size,
+                    (allocated_bytes(loop) - extra) / size,
+                ]
+            )
+    print(
+        table(
+            ["params of", "rule", "tensors", "ours ms", "loop ms", "loop/ours", "ours alloc x params", "loop alloc x params"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,15 @@ def logged_epochs(client, runs, epochs: int, key: str = "val_acc") -> tuple[int,
 
 
 def record(failure: str, *, trials: int, epochs: int, redone: int, lost: int, doubled: int, note: str = "") -> None:
-    row = {"failure": failure, "trials": trials, "epochs": epochs, "redone": redone, "lost": lost, "doubled": doubled, "note": note}
+    row = {
+        "failure": failure,
+        "trials": trials,
+        "epochs": epochs,
+        "redone": redone,
+        "lost": lost,
+        "doubled": doubled,
+        "note": note,
+    }
     print(f"\nfigures: {json.dumps(row)}")
     if os.environ.get(FIGURES_ENV):
         with open(os.environ[FIGURES_ENV], "a") as out:

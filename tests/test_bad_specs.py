@@ -19,7 +19,11 @@ GOOD = {
     "models": ["small_cnn"],
     "optimizers": ["sgd", "sam_gns"],
     "train": {"epochs": 2, "batch_size": 32},
-    "search": {"method": "optuna", "trials_per_arm": 2, "space": {"lr": {"low": 0.01, "high": 1.0, "log": True}, "rho": {"low": 0.01, "high": 0.5}}},
+    "search": {
+        "method": "optuna",
+        "trials_per_arm": 2,
+        "space": {"lr": {"low": 0.01, "high": 1.0, "log": True}, "rho": {"low": 0.01, "high": 0.5}},
+    },
     "seeds": [0, 1],
     "resources": {"cpus": 1, "gpu": 0.5},
     "retries": 1,
@@ -137,7 +141,17 @@ def exit_code(argv) -> int:
         return stop.code
 
 
-@pytest.mark.parametrize("argv", [["frobnicate"], ["validate"], ["list"], ["run", "x.yaml", "--set", "=1"], ["run", "x.yaml", "--set", "noequals"], ["run", "x.yaml", "--set", "search.trials_per_arm=[unclosed"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["frobnicate"],
+        ["validate"],
+        ["list"],
+        ["run", "x.yaml", "--set", "=1"],
+        ["run", "x.yaml", "--set", "noequals"],
+        ["run", "x.yaml", "--set", "search.trials_per_arm=[unclosed"],
+    ],
+)
 def test_bad_command_lines_exit_2(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.yaml").write_text(yaml.safe_dump(GOOD))
@@ -147,8 +161,13 @@ def test_bad_command_lines_exit_2(argv, tmp_path, monkeypatch, capsys):
 
 
 LEAVES = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(string.printable, max_size=12), st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text("abc", max_size=3), st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(string.printable, max_size=12),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text("abc", max_size=3), st.integers(), max_size=2),
 )
 
 

@@ -7,9 +7,7 @@ import pytest
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd
-    )
+    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def test_list_optimizers_names_every_rule():
@@ -68,7 +66,20 @@ def test_train_logs_to_mlflow_when_asked(tmp_path):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    args = ["--dataset", "digits", "--model", "small_cnn", "--optimizer", "ugd", "--lr", "0.5", "--epochs", "2", "--batch-size", "64"]
+    args = [
+        "--dataset",
+        "digits",
+        "--model",
+        "small_cnn",
+        "--optimizer",
+        "ugd",
+        "--lr",
+        "0.5",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+    ]
     result = run_cli("train", *args, "--mlflow-uri", uri, "--experiment", "one-off")
     assert result.returncode == 0, result.stderr
     client = MlflowClient(uri)

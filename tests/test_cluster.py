@@ -14,7 +14,11 @@ from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow
 
-CARDS = {"RTX-2070": Card("RTX 2070", 8), "RTX-2080-Ti": Card("NVIDIA GeForce RTX 2080 Ti", 11), "TITAN-RTX": Card("TITAN RTX", 24)}
+CARDS = {
+    "RTX-2070": Card("RTX 2070", 8),
+    "RTX-2080-Ti": Card("NVIDIA GeForce RTX 2080 Ti", 11),
+    "TITAN-RTX": Card("TITAN RTX", 24),
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +32,20 @@ def cluster():
 
 
 def lab_spec(tmp_path, name, resources, trials=4, model_options=None, epochs=2):
-    return validate_spec({
-        "name": name, "dataset": "digits", "models": ["small_cnn"], "optimizers": ["sgd"],
-        "train": {"epochs": epochs, "batch_size": 64, "model_options": model_options or {"width": 4}},
-        "search": {"method": "random", "trials_per_arm": trials, "space": {"lr": {"low": 0.01, "high": 0.1, "log": True}}},
-        "resources": {"cpus": 0.5, **resources},
-        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
-        "checkpoints": {"path": str(tmp_path / "sweeps")},
-        "retries": 0,
-    }).resolved()
+    return validate_spec(
+        {
+            "name": name,
+            "dataset": "digits",
+            "models": ["small_cnn"],
+            "optimizers": ["sgd"],
+            "train": {"epochs": epochs, "batch_size": 64, "model_options": model_options or {"width": 4}},
+            "search": {"method": "random", "trials_per_arm": trials, "space": {"lr": {"low": 0.01, "high": 0.1, "log": True}}},
+            "resources": {"cpus": 0.5, **resources},
+            "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
+            "checkpoints": {"path": str(tmp_path / "sweeps")},
+            "retries": 0,
+        }
+    ).resolved()
 
 
 def child_runs(spec):

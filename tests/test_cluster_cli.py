@@ -48,16 +48,36 @@ def lab(tmp_path_factory):
     address = f"{node_ip()}:{port}"
     logs = tmp_path_factory.mktemp("logs")
     head = subprocess.Popen(
-        [BIN / "sweep", "cluster", "head", "--port", str(port), "--dashboard-port", str(dashboard),
-         "--num-cpus", "2", "--card", "TITAN RTX:24", "--block"],
-        env=env, stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            BIN / "sweep",
+            "cluster",
+            "head",
+            "--port",
+            str(port),
+            "--dashboard-port",
+            str(dashboard),
+            "--num-cpus",
+            "2",
+            "--card",
+            "TITAN RTX:24",
+            "--block",
+        ],
+        env=env,
+        stdout=open(logs / "head.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     processes = [head]
     try:
-        _wait_for(lambda: (home / ".ray" / "auth_token").exists() and _status(env, address).returncode == 0, head, logs / "head.log")
+        _wait_for(
+            lambda: (home / ".ray" / "auth_token").exists() and _status(env, address).returncode == 0, head, logs / "head.log"
+        )
         worker = subprocess.Popen(
             [BIN / "sweep", "cluster", "join", address, "--num-cpus", "2", "--card", "RTX 2070:8", "--block"],
-            env=env, stdout=open(logs / "join.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=open(logs / "join.log", "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         processes.append(worker)
         _wait_for(lambda: "RTX-2070" in _status(env, address).stdout, worker, logs / "join.log")
@@ -70,7 +90,9 @@ def lab(tmp_path_factory):
 
 
 def _status(env, address):
-    return subprocess.run([BIN / "sweep", "cluster", "status", "--address", address], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [BIN / "sweep", "cluster", "status", "--address", address], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _wait_for(ready, process, log, limit=120):
@@ -124,7 +146,10 @@ def test_a_client_without_the_cluster_token_is_refused(lab, tmp_path):
 
 def test_sweep_run_on_the_cluster_places_the_model_on_the_card_it_asks_for(lab, tmp_path):
     spec = {
-        "name": "on-the-lab", "dataset": "digits", "models": ["small_cnn"], "optimizers": ["sgd"],
+        "name": "on-the-lab",
+        "dataset": "digits",
+        "models": ["small_cnn"],
+        "optimizers": ["sgd"],
         "train": {"epochs": 1, "batch_size": 64, "model_options": {"width": 4}},
         "search": {"method": "random", "trials_per_arm": 2, "space": {"lr": {"low": 0.01, "high": 0.1}}},
         "resources": {"cpus": 1, "gpu": 0.5, "cards": ["TITAN RTX"]},
@@ -134,8 +159,12 @@ def test_sweep_run_on_the_cluster_places_the_model_on_the_card_it_asks_for(lab, 
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     # the token comes from ~/.ray/auth_token, as on a workstation that copied the head's file
     done = subprocess.run(
-        [BIN / "sweep", "run", "spec.yaml", "--address", lab["address"]], cwd=tmp_path, env=lab["env"],
-        capture_output=True, text=True, timeout=400,
+        [BIN / "sweep", "run", "spec.yaml", "--address", lab["address"]],
+        cwd=tmp_path,
+        env=lab["env"],
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "placement small_cnn: 1 CPU, 0.5 GPU on TITAN-RTX" in done.stdout

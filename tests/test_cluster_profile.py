@@ -63,15 +63,29 @@ def server(databases, tmp_path_factory):
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
     env = {
-        **os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        **os.environ,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),  # CSRF protection of the auth app
     }
     command = [
-        str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", "basic-auth",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"{PG}/{databases['mlflow']}",
-        "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-        "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}",
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--app-name",
+        "basic-auth",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"{PG}/{databases['mlflow']}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--allowed-hosts",
+        f"127.0.0.1:{port},localhost:{port}",
     ]
     log = open(root / "server.log", "w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -93,7 +107,7 @@ def server(databases, tmp_path_factory):
     log.close()
 
 
-SEARCH = f"{{url}}/api/2.0/mlflow/experiments/search"
+SEARCH = "{url}/api/2.0/mlflow/experiments/search"
 
 
 def test_the_server_refuses_unauthenticated_requests_and_foreign_hosts(server):
@@ -109,9 +123,16 @@ def test_the_server_refuses_unauthenticated_requests_and_foreign_hosts(server):
 
 def write_spec(tmp_path, name, mlflow_uri, optuna_storage):
     spec = {
-        "name": name, "dataset": "digits", "models": ["small_cnn"], "optimizers": ["sgd", "sam_gns"],
+        "name": name,
+        "dataset": "digits",
+        "models": ["small_cnn"],
+        "optimizers": ["sgd", "sam_gns"],
         "train": {"epochs": 2, "batch_size": 64, "model_options": {"width": 4}},
-        "search": {"method": "optuna", "trials_per_arm": 2, "space": {"lr": {"low": 0.01, "high": 0.3, "log": True}, "rho": 0.05}},
+        "search": {
+            "method": "optuna",
+            "trials_per_arm": 2,
+            "space": {"lr": {"low": 0.01, "high": 0.3, "log": True}, "rho": 0.05},
+        },
         "resources": {"cpus": 1},
         "tracking": {"mlflow_uri": mlflow_uri, "optuna_storage": optuna_storage},
         "checkpoints": {"path": str(tmp_path / "shared" / "sweeps")},

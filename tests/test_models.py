@@ -5,8 +5,7 @@ import torch
 import torchvision
 
 from trainers.config import TrainConfig
-from trainers.models import create_model, get_model_info, list_models
-from trainers.models import torchvision_nets
+from trainers.models import create_model, get_model_info, list_models, torchvision_nets
 
 CIFAR_MODELS = [name for name in list_models() if get_model_info(name).input_size == 32]
 IMAGENET_MODELS = [name for name in list_models() if get_model_info(name).input_size == 224]

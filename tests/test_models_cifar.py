@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-import trainers.models.densenet  # noqa: F401  (each model file registers on import)
-import trainers.models.dla  # noqa: F401
-import trainers.models.resnet  # noqa: F401
-import trainers.models.vgg  # noqa: F401
+import trainers.models.densenet
+import trainers.models.dla
+import trainers.models.resnet
+import trainers.models.vgg
 import trainers.models.wide_resnet  # noqa: F401
 from trainers.models.registry import create_model, get_model_info
 

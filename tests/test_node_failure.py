@@ -44,15 +44,20 @@ def reported(folder) -> list[dict]:
 
 def test_a_killed_worker_node_s_trials_resume_elsewhere_with_nothing_lost_or_doubled(cluster, tmp_path):
     lab, (doomed, survivor) = cluster
-    spec = validate_spec({
-        "name": "node-dies", "dataset": "digits", "models": ["small_cnn"], "optimizers": ["sgd", "sam_gns"],
-        "train": {"epochs": EPOCHS, "batch_size": 32, "model_options": {"width": 8}},
-        "search": {"method": "random", "trials_per_arm": 2, "space": {"lr": {"low": 0.02, "high": 0.1}, "rho": 0.05}},
-        "resources": {"cpus": 1, "gpu": 1},
-        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
-        "checkpoints": {"path": str(tmp_path / "sweeps")},
-        "retries": 2,
-    }).resolved()
+    spec = validate_spec(
+        {
+            "name": "node-dies",
+            "dataset": "digits",
+            "models": ["small_cnn"],
+            "optimizers": ["sgd", "sam_gns"],
+            "train": {"epochs": EPOCHS, "batch_size": 32, "model_options": {"width": 8}},
+            "search": {"method": "random", "trials_per_arm": 2, "space": {"lr": {"low": 0.02, "high": 0.1}, "rho": 0.05}},
+            "resources": {"cpus": 1, "gpu": 1},
+            "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
+            "checkpoints": {"path": str(tmp_path / "sweeps")},
+            "retries": 2,
+        }
+    ).resolved()
     folder = tmp_path / "sweeps" / "node-dies"
     outcome = {}
     driver = threading.Thread(target=lambda: outcome.update(result=run_sweep(spec)))
@@ -99,5 +104,12 @@ def test_a_killed_worker_node_s_trials_resume_elsewhere_with_nothing_lost_or_dou
         for key in ("val_acc", "train_loss", "test_acc"):
             assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == list(range(1, EPOCHS + 1))
     _, lost, doubled = logged_epochs(client, children, EPOCHS)
-    record("worker node killed mid-trial", trials=len(by_trial), epochs=EPOCHS, redone=redone, lost=lost, doubled=doubled,
-           note=f"{len(victims)} trial(s) on the killed node resumed on the other")
+    record(
+        "worker node killed mid-trial",
+        trials=len(by_trial),
+        epochs=EPOCHS,
+        redone=redone,
+        lost=lost,
+        doubled=doubled,
+        note=f"{len(victims)} trial(s) on the killed node resumed on the other",
+    )

@@ -240,4 +240,6 @@ def test_a_parameter_whose_first_gradient_comes_later_starts_its_momentum_like_t
             opt.step()
     for mine, reference in zip([*first.parameters(), *late.parameters()], [*twins[0].parameters(), *twins[1].parameters()]):
         torch.testing.assert_close(mine, reference, rtol=1e-12, atol=1e-14)
-        torch.testing.assert_close(ours.state[mine]["momentum_buffer"], theirs.state[reference]["momentum_buffer"], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(
+            ours.state[mine]["momentum_buffer"], theirs.state[reference]["momentum_buffer"], rtol=1e-12, atol=1e-14
+        )

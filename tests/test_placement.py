@@ -22,10 +22,16 @@ LAB = [
 
 
 def spec(resources, models=("small_cnn",), **train):
-    return validate_spec({
-        "name": "placed", "dataset": "cifar10", "models": list(models), "optimizers": ["sgd", "sam_gns"],
-        "train": {"batch_size": 128, **train}, "resources": resources,
-    })
+    return validate_spec(
+        {
+            "name": "placed",
+            "dataset": "cifar10",
+            "models": list(models),
+            "optimizers": ["sgd", "sam_gns"],
+            "train": {"batch_size": 128, **train},
+            "resources": resources,
+        }
+    )
 
 
 def test_card_names_become_the_same_label_from_the_driver_and_from_a_flag():
@@ -44,8 +50,17 @@ def test_a_node_with_mixed_cards_declares_its_smallest_memory():
 
 
 def node_args(**given):
-    defaults = {"card": [], "num_gpus": None, "num_cpus": None, "token_file": None, "block": False, "port": 6380,
-                "dashboard_host": "127.0.0.1", "dashboard_port": 8265, "head_address": "10.0.0.4:6380"}
+    defaults = {
+        "card": [],
+        "num_gpus": None,
+        "num_cpus": None,
+        "token_file": None,
+        "block": False,
+        "port": 6380,
+        "dashboard_host": "127.0.0.1",
+        "dashboard_port": 8265,
+        "head_address": "10.0.0.4:6380",
+    }
     return argparse.Namespace(**{**defaults, **given})
 
 

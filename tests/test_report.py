@@ -8,13 +8,13 @@ import csv
 import statistics
 
 import pytest
+from fake_sweep import log_trial, make_spec
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from sweep import cli
-from sweep.report.render import FILES, render, write_report
 from sweep.report.data import build_report
-from fake_sweep import log_trial, make_spec
+from sweep.report.render import FILES, render, write_report
 from sweep.tracking.runs import SweepTracker
 
 
@@ -43,12 +43,23 @@ def recomputed(spec):
     runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
     cells = {}
     for rule in spec.optimizers:
-        search = [r for r in runs if r.data.tags["sweep.arm"] == f"small_cnn/{rule}" and r.data.tags["sweep.phase"] == "search" and r.data.tags["sweep.outcome"] == "finished"]
+        search = [
+            r
+            for r in runs
+            if r.data.tags["sweep.arm"] == f"small_cnn/{rule}"
+            and r.data.tags["sweep.phase"] == "search"
+            and r.data.tags["sweep.outcome"] == "finished"
+        ]
         best = max(search, key=lambda r: r.data.metrics["val_acc"])
         confirm = [r for r in runs if r.data.tags["sweep.arm"] == f"small_cnn/{rule}" and r.data.tags["sweep.phase"] == "confirm"]
         used = confirm or [best]
         values = [r.data.metrics["test_acc"] for r in used]
-        cells[rule] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values), float(best.data.params["lr"]))
+        cells[rule] = (
+            statistics.fmean(values),
+            statistics.stdev(values) if len(values) > 1 else None,
+            len(values),
+            float(best.data.params["lr"]),
+        )
     return cells
 
 
@@ -141,9 +152,14 @@ def test_report_command(finished, tmp_path, capsys, monkeypatch):
 
 def test_no_password_reaches_mlflow(tmp_path):
     secret = "s3cr3t-pw"
-    spec = make_spec(tmp_path, "private", tracking={
-        "mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"postgresql://sweeper:{secret}@127.0.0.1:5432/studies",
-    })
+    spec = make_spec(
+        tmp_path,
+        "private",
+        tracking={
+            "mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db",
+            "optuna_storage": f"postgresql://sweeper:{secret}@127.0.0.1:5432/studies",
+        },
+    )
     tracker = SweepTracker(spec)
     log_trial(tracker, "a", "sgd", 0.1, 0, 90.0, [80, 85, 88])
     tracker.finish({})

@@ -16,10 +16,10 @@ import ray
 from mlflow.tracking import MlflowClient
 from pyarrow import fs
 
-from sweep.spec.schema import validate_spec
 from sweep.cluster.stores import check_checkpoints
-from sweep.tuning.trainable import FAULT_ENV
+from sweep.spec.schema import validate_spec
 from sweep.tuning.driver import run_sweep
+from sweep.tuning.trainable import FAULT_ENV
 
 pytestmark = pytest.mark.slow
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sweep-test", "AWS_SECRET_ACCESS_KEY": "sweep-test", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -37,7 +37,9 @@ def s3(tmp_path_factory):
     log = tmp_path_factory.mktemp("s3") / "server.log"
     server = subprocess.Popen(
         [Path(sys.executable).parent / "moto_server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     endpoint = f"http://127.0.0.1:{port}"
     saved = {key: os.environ.get(key) for key in CREDENTIALS}
@@ -71,13 +73,18 @@ def fault_file(tmp_path_factory, s3):
 
 
 def s3_spec(tmp_path, endpoint, name="in-s3", storage="s3://lab-sweeps/sweeps"):
-    return validate_spec({
-        "name": name, "dataset": "digits", "models": ["small_cnn"], "optimizers": ["sgd"],
-        "train": {"epochs": 3, "batch_size": 64, "model_options": {"width": 4}},
-        "search": {"method": "random", "trials_per_arm": 1, "space": {"lr": 0.05}},
-        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
-        "checkpoints": {"path": str(tmp_path / "state"), "storage": storage, "endpoint": endpoint},
-    }).resolved()
+    return validate_spec(
+        {
+            "name": name,
+            "dataset": "digits",
+            "models": ["small_cnn"],
+            "optimizers": ["sgd"],
+            "train": {"epochs": 3, "batch_size": 64, "model_options": {"width": 4}},
+            "search": {"method": "random", "trials_per_arm": 1, "space": {"lr": 0.05}},
+            "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
+            "checkpoints": {"path": str(tmp_path / "state"), "storage": storage, "endpoint": endpoint},
+        }
+    ).resolved()
 
 
 def test_a_trial_resumes_from_its_checkpoint_in_the_bucket(s3, fault_file, tmp_path):
@@ -94,7 +101,11 @@ def test_a_trial_resumes_from_its_checkpoint_in_the_bucket(s3, fault_file, tmp_p
     assert not any((tmp_path / "state").rglob("state.pt"))  # and not on this machine
 
     client = MlflowClient(spec.tracking.mlflow_uri)
-    (child,) = [r for r in client.search_runs([client.get_experiment_by_name("in-s3").experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    (child,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("in-s3").experiment_id])
+        if "mlflow.parentRunId" in r.data.tags
+    ]
     assert child.data.tags["sweep.failures"] == "1"
     assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "val_acc")) == [1, 2, 3]
 

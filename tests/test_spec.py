@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from sweep import cli
-from sweep.search.space import search_budget, distributions, grid
 from sweep.errors import UserError
+from sweep.search.space import distributions, grid, search_budget
 from sweep.spec.schema import Range, load_spec, validate_spec
 
 SPECS = sorted((Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
@@ -19,7 +19,11 @@ def minimal(**overrides):
         "models": ["small_cnn"],
         "optimizers": ["sgd", "sam", "asam"],
         "train": {"epochs": 2},
-        "search": {"method": "optuna", "trials_per_arm": 3, "space": {"lr": {"low": 0.01, "high": 1, "log": True}, "rho": {"low": 0.01, "high": 0.5}}},
+        "search": {
+            "method": "optuna",
+            "trials_per_arm": 3,
+            "space": {"lr": {"low": 0.01, "high": 1, "log": True}, "rho": {"low": 0.01, "high": 0.5}},
+        },
     }
     spec.update(overrides)
     return spec
@@ -34,11 +38,19 @@ def test_every_shipped_spec_loads_and_names_its_command(path):
 
 def test_the_shipped_specs_exist():
     names = {p.name for p in SPECS}
-    assert {"quickstart.yaml", "paper_cifar10_table2.yaml", "paper_cifar100_table3.yaml", "paper_finetune_table4.yaml", "cifar10_rho_lr.yaml"} <= names
+    assert {
+        "quickstart.yaml",
+        "paper_cifar10_table2.yaml",
+        "paper_cifar100_table3.yaml",
+        "paper_finetune_table4.yaml",
+        "cifar10_rho_lr.yaml",
+    } <= names
 
 
 def test_every_arm_gets_the_same_budget_and_only_its_own_dimensions():
-    spec = validate_spec(minimal(search={**minimal()["search"], "overrides": {"asam": {"rho": {"low": 0.1, "high": 5, "log": True}}}}))
+    spec = validate_spec(
+        minimal(search={**minimal()["search"], "overrides": {"asam": {"rho": {"low": 0.1, "high": 5, "log": True}}}})
+    )
     assert [search_budget(spec, r) for _, r in spec.arms()] == [3, 3, 3]
     assert set(spec.space_for("sgd")) == {"lr"}  # SGD reads no rho: none of its budget goes there
     assert spec.space_for("sam")["rho"] == Range(low=0.01, high=0.5)
@@ -57,19 +69,34 @@ def test_grid_runs_every_combination_with_every_seed():
 @pytest.mark.parametrize(
     ("change", "line"),
     [
-        ({"search": {"method": "optuna", "trials_per_arm": 2, "space": {"rho": {"low": 0, "high": 1, "log": True}}}}, "search.space.rho.low: must be > 0 for a log range"),
-        ({"search": {"method": "optuna", "trials_per_arm": 2, "space": {"lr": {"low": 1, "high": 0.5}}}}, "search.space.lr.high: must be > low"),
+        (
+            {"search": {"method": "optuna", "trials_per_arm": 2, "space": {"rho": {"low": 0, "high": 1, "log": True}}}},
+            "search.space.rho.low: must be > 0 for a log range",
+        ),
+        (
+            {"search": {"method": "optuna", "trials_per_arm": 2, "space": {"lr": {"low": 1, "high": 0.5}}}},
+            "search.space.lr.high: must be > low",
+        ),
         ({"search": {"method": "optuna", "space": {}}}, "search.trials_per_arm: required for method optuna"),
         ({"search": {"method": "grid", "space": {"lr": {"low": 0.1, "high": 1}}}}, "search.space.lr: a grid needs choices"),
-        ({"search": {"method": "optuna", "trials_per_arm": 1, "space": {"batch_size": 3}}}, "search.space.batch_size: not searchable"),
-        ({"search": {"method": "optuna", "trials_per_arm": 1, "overrides": {"adam": {}}}}, "search.overrides.adam: unknown update rule"),
+        (
+            {"search": {"method": "optuna", "trials_per_arm": 1, "space": {"batch_size": 3}}},
+            "search.space.batch_size: not searchable",
+        ),
+        (
+            {"search": {"method": "optuna", "trials_per_arm": 1, "overrides": {"adam": {}}}},
+            "search.overrides.adam: unknown update rule",
+        ),
         ({"optimizers": ["sgd", "lion"]}, "optimizers: unknown update rule 'lion'"),
         ({"models": ["resnet19"]}, "models: unknown model 'resnet19'"),
         ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
         ({"train": {"lr": 0.1}}, "train.lr: also in the search space"),
         ({"train": {"optimizer": "sgd"}}, "train.optimizer: set by the spec"),
         ({"resources": {"gpu": 1.5}}, "resources.gpu: must be a fraction of one GPU in [0, 1], or auto"),
-        ({"tracking": {"mlflow_uri": "sqlite:///x.db", "optuna_storage": "sqlite:///x.db"}}, "tracking.optuna_storage: must not be MLflow's database"),
+        (
+            {"tracking": {"mlflow_uri": "sqlite:///x.db", "optuna_storage": "sqlite:///x.db"}},
+            "tracking.optuna_storage: must not be MLflow's database",
+        ),
         ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
         ({"name": "has space"}, "name: String should match pattern"),
     ],
@@ -86,7 +113,10 @@ def test_validate_command_exit_codes(tmp_path, capsys):
     assert cli.main(["validate", str(good)]) == 0
     assert "ok: g: 2 arms, 4 trials (optuna)" in capsys.readouterr().out
 
-    assert cli.main(["validate", str(good), "--set", "search.space.rho={low: 0, high: 1, log: true}", "--set", "train.batch_size=0"]) == 2
+    assert (
+        cli.main(["validate", str(good), "--set", "search.space.rho={low: 0, high: 1, log: true}", "--set", "train.batch_size=0"])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["search.space.rho.low: must be > 0 for a log range"]
 

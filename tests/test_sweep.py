@@ -14,8 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from sweep.spec.arm import Arm
 from sweep.spec.schema import validate_spec
-from sweep.tuning.trainable import FAULT_ENV
 from sweep.tuning.driver import run_sweep
+from sweep.tuning.trainable import FAULT_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,11 @@ def tiny_spec(tmp_path, name, **overrides):
         "models": ["small_cnn"],
         "optimizers": ["sgd", "sam_gns"],
         "train": {"epochs": 2, "batch_size": 64, "model_options": {"width": 4}},
-        "search": {"method": "optuna", "trials_per_arm": 2, "space": {"lr": {"low": 0.01, "high": 0.5, "log": True}, "rho": {"low": 0.01, "high": 0.2, "log": True}}},
+        "search": {
+            "method": "optuna",
+            "trials_per_arm": 2,
+            "space": {"lr": {"low": 0.01, "high": 0.5, "log": True}, "rho": {"low": 0.01, "high": 0.2, "log": True}},
+        },
         "resources": {"cpus": 1, "gpu": 0.5},
         "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
         "checkpoints": {"path": str(tmp_path / "sweeps")},
@@ -79,7 +83,9 @@ def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tm
     assert parent.data.params["optimizers"] == "sgd,sam_gns"
     assert "sweep_spec.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
     best = outcome.best["small_cnn/sam_gns"]
-    assert parent.data.tags["best.small_cnn/sam_gns"].startswith(f"val_acc {best['val_acc']:.2f}, test_acc {best['test_acc']:.2f}, lr ")
+    assert parent.data.tags["best.small_cnn/sam_gns"].startswith(
+        f"val_acc {best['val_acc']:.2f}, test_acc {best['test_acc']:.2f}, lr "
+    )
 
     assert len(children) == 4
     for child in children:
@@ -88,7 +94,9 @@ def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tm
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"):
             assert steps(client, child, key) == [1, 2], key  # every epoch exactly once
         params = child.data.params
-        assert {"optimizer", "model", "dataset", "lr", "rho", "momentum", "weight_decay", "batch_size", "epochs", "seed"} <= set(params)
+        assert {"optimizer", "model", "dataset", "lr", "rho", "momentum", "weight_decay", "batch_size", "epochs", "seed"} <= set(
+            params
+        )
         # each trial held half of one of the two logical GPUs Ray was given
         assert child.data.tags["cuda_visible_devices"] in ("0", "1")
         assert child.data.tags["ray.trial_id"] and child.data.tags["sweep.arm"].endswith(params["optimizer"])
@@ -111,9 +119,13 @@ def test_a_failed_trial_is_retried_from_its_checkpoint_without_duplicate_epochs(
     # checkpoints every 2 epochs, fault after epoch 4: the retry restores epoch 2 and replays
     # epoch 3, which MLflow already holds
     spec = tiny_spec(
-        tmp_path, "faulty", optimizers=["sam_gns"], train={"epochs": 4, "batch_size": 64, "model_options": {"width": 4}},
+        tmp_path,
+        "faulty",
+        optimizers=["sam_gns"],
+        train={"epochs": 4, "batch_size": 64, "model_options": {"width": 4}},
         search={"method": "optuna", "trials_per_arm": 1, "space": {"lr": 0.3, "rho": 0.05}},
-        checkpoints={"path": str(tmp_path / "sweeps"), "every": 2}, retries=1,
+        checkpoints={"path": str(tmp_path / "sweeps"), "every": 2},
+        retries=1,
     )
     fault_file.write_text("4")
     outcome = run_sweep(spec)
@@ -136,8 +148,15 @@ def test_a_failed_trial_is_retried_from_its_checkpoint_without_duplicate_epochs(
     assert results[2]["val_acc"] == logged
     _, lost, doubled = logged_epochs(client, [child], 4)
     # the fault came before epoch 4 was reported: epochs after the restored checkpoint, up to 3, ran twice
-    record("trainer raises after epoch 4 (checkpoints every 2)", trials=1, epochs=4,
-           redone=3 - results[-1]["restored_from_epoch"], lost=lost, doubled=doubled, note="retried from its checkpoint")
+    record(
+        "trainer raises after epoch 4 (checkpoints every 2)",
+        trials=1,
+        epochs=4,
+        redone=3 - results[-1]["restored_from_epoch"],
+        lost=lost,
+        doubled=doubled,
+        note="retried from its checkpoint",
+    )
 
 
 def test_a_sweep_name_is_not_reused(tmp_path):
@@ -149,9 +168,13 @@ def test_a_sweep_name_is_not_reused(tmp_path):
 
 def test_asha_stops_weak_trials_and_optuna_records_them_as_pruned(tmp_path):
     spec = tiny_spec(
-        tmp_path, "asha", optimizers=["sam_gns"], train={"epochs": 3, "batch_size": 64, "model_options": {"width": 4}},
+        tmp_path,
+        "asha",
+        optimizers=["sam_gns"],
+        train={"epochs": 3, "batch_size": 64, "model_options": {"width": 4}},
         search={"method": "optuna", "trials_per_arm": 6, "space": {"lr": {"low": 1e-4, "high": 1.0, "log": True}, "rho": 0.05}},
-        scheduler={"grace_period": 1, "reduction_factor": 2}, max_concurrent=1,
+        scheduler={"grace_period": 1, "reduction_factor": 2},
+        max_concurrent=1,
     )
     run_sweep(spec)
     client, _, _, children_ = runs(spec)
@@ -195,12 +218,18 @@ def test_confirmation_seeds_retrain_each_arms_best_setting_and_the_report_rests_
         cell = report.cells[("small_cnn", rule)]
         assert cell.source == "confirmation" and cell.n == 2
         assert cell.mean == pytest.approx(sum(c.data.metrics["test_acc"] for c in confirm) / 2)
-    assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} >= {"report/report.md", "report/test_acc_curves.png"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} >= {
+        "report/report.md",
+        "report/test_acc_curves.png",
+    }
 
 
 def test_a_diverging_trial_stops_is_marked_and_counts_as_a_failure_for_optuna(tmp_path):
     spec = tiny_spec(
-        tmp_path, "diverging", optimizers=["sgd"], train={"epochs": 3, "batch_size": 64, "momentum": 0.0, "weight_decay": 0.0, "model_options": {"width": 4}},
+        tmp_path,
+        "diverging",
+        optimizers=["sgd"],
+        train={"epochs": 3, "batch_size": 64, "momentum": 0.0, "weight_decay": 0.0, "model_options": {"width": 4}},
         search={"method": "grid", "space": {"lr": {"choices": [1e30, 0.1]}}},
     )
     outcome = run_sweep(spec)
@@ -215,15 +244,26 @@ def test_a_diverging_trial_stops_is_marked_and_counts_as_a_failure_for_optuna(tm
     assert states[1e30] == optuna.trial.TrialState.FAIL
     assert by_lr[0.1].data.tags["sweep.outcome"] == "finished" and states[0.1] == optuna.trial.TrialState.COMPLETE
     _, lost, doubled = logged_epochs(client, [by_lr[0.1]], 3)
-    record("a trial diverges (lr 1e30)", trials=2, epochs=3, redone=0, lost=lost, doubled=doubled,
-           note=f"diverged trial stopped after {len(steps(client, by_lr[1e30]))} epoch, Optuna told FAIL")
+    record(
+        "a trial diverges (lr 1e30)",
+        trials=2,
+        epochs=3,
+        redone=0,
+        lost=lost,
+        doubled=doubled,
+        note=f"diverged trial stopped after {len(steps(client, by_lr[1e30]))} epoch, Optuna told FAIL",
+    )
 
 
 def test_a_trial_that_keeps_failing_fails_alone_with_its_error_in_its_run(tmp_path):
     spec = tiny_spec(
-        tmp_path, "broken", optimizers=["sgd"], dataset="cifar10",
+        tmp_path,
+        "broken",
+        optimizers=["sgd"],
+        dataset="cifar10",
         train={"epochs": 2, "batch_size": 64, "data_dir": str(tmp_path / "no-cifar"), "model_options": {"width": 4}},
-        search={"method": "grid", "space": {"lr": 0.1}}, retries=1,
+        search={"method": "grid", "space": {"lr": 0.1}},
+        retries=1,
     )
     outcome = run_sweep(spec)
     assert outcome.failed == 1 and not outcome.interrupted
@@ -232,5 +272,12 @@ def test_a_trial_that_keeps_failing_fails_alone_with_its_error_in_its_run(tmp_pa
     assert child.data.tags["sweep.failures"] == "2"  # the first attempt and its one retry
     assert "CIFAR10 not found or corrupted in" in child.data.tags["sweep.error"]
     assert parent.info.status == "FINISHED"
-    record("a trial keeps failing (retries: 1)", trials=1, epochs=2, redone=0, lost=0, doubled=0,
-           note=f"failed alone after {child.data.tags['sweep.failures']} attempts, error in its run")
+    record(
+        "a trial keeps failing (retries: 1)",
+        trials=1,
+        epochs=2,
+        redone=0,
+        lost=0,
+        doubled=0,
+        note=f"failed alone after {child.data.tags['sweep.failures']} attempts, error in its run",
+    )

@@ -49,9 +49,7 @@ def children(client, experiment_id):
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed-driver"])
 def test_interrupted_sweep_resumes_without_repeating_finished_trials(tmp_path, stop):
     (tmp_path / "spec.yaml").write_text(SPEC)
-    run = subprocess.Popen(
-        sweep("run", "spec.yaml"), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    run = subprocess.Popen(sweep("run", "spec.yaml"), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, deadline = [], time.monotonic() + 240
     while time.monotonic() < deadline:
         line = run.stdout.readline()
@@ -105,8 +103,15 @@ def test_interrupted_sweep_resumes_without_repeating_finished_trials(tmp_path, s
         redone += max(0, logged - restored)
     assert redone <= len(in_flight)  # at most one epoch per interrupted trial
     _, lost, doubled = logged_epochs(client, after, 3, "test_acc")
-    record(f"driver {stop.name}, then sweep resume", trials=len(after), epochs=3, redone=redone, lost=lost, doubled=doubled,
-           note=f"{len(finished_before)} finished before the stop, none run again")
+    record(
+        f"driver {stop.name}, then sweep resume",
+        trials=len(after),
+        epochs=3,
+        redone=redone,
+        lost=lost,
+        doubled=doubled,
+        note=f"{len(finished_before)} finished before the stop, none run again",
+    )
 
 
 def test_resume_of_an_unknown_sweep_exits_2(tmp_path):

@@ -24,12 +24,12 @@ import ray
 from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
-from sweep.tracking import journal as journal_mod
 from sweep.cli import main
-from sweep.tracking.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
-from sweep.spec.schema import dump_spec, validate_spec
-from sweep.tracking.runs import CURVES, SweepTracker
 from sweep.defaults import SPEC_FILE
+from sweep.spec.schema import dump_spec, validate_spec
+from sweep.tracking import journal as journal_mod
+from sweep.tracking.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
+from sweep.tracking.runs import CURVES, SweepTracker
 from sweep.tuning.driver import run_sweep
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -39,12 +39,21 @@ MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 
 def small_spec(tmp_path, name="journaled", uri=None):
-    return validate_spec({
-        "name": name, "dataset": "digits", "models": ["small_cnn"], "optimizers": ["sgd", "sam_gns"],
-        "train": {"epochs": 3}, "search": {"method": "optuna", "trials_per_arm": 1},
-        "tracking": {"mlflow_uri": uri or f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
-        "checkpoints": {"path": str(tmp_path / "sweeps")},
-    })
+    return validate_spec(
+        {
+            "name": name,
+            "dataset": "digits",
+            "models": ["small_cnn"],
+            "optimizers": ["sgd", "sam_gns"],
+            "train": {"epochs": 3},
+            "search": {"method": "optuna", "trials_per_arm": 1},
+            "tracking": {
+                "mlflow_uri": uri or f"sqlite:///{tmp_path}/mlflow.db",
+                "optuna_storage": f"sqlite:///{tmp_path}/optuna.db",
+            },
+            "checkpoints": {"path": str(tmp_path / "sweeps")},
+        }
+    )
 
 
 def config(rule, study_trial=0):
@@ -118,8 +127,16 @@ def test_applying_the_same_journal_twice_logs_nothing_twice(tmp_path):
     assert status == "FAILED" and curves == every(1) and tags["sweep.failures"] == "1"
     assert first["parent"][0] == "FINISHED" and first["parent"][4]["best.small_cnn/sgd"].startswith("val_acc 53.00")
     client = MlflowClient(spec.tracking.mlflow_uri)
-    (point,) = [m for m in client.get_metric_history(client.search_runs(
-        [client.get_experiment_by_name(spec.name).experiment_id], "tags.`ray.trial_id` = 't_sgd'")[0].info.run_id, "val_acc") if m.step == 3]
+    (point,) = [
+        m
+        for m in client.get_metric_history(
+            client.search_runs([client.get_experiment_by_name(spec.name).experiment_id], "tags.`ray.trial_id` = 't_sgd'")[
+                0
+            ].info.run_id,
+            "val_acc",
+        )
+        if m.step == 3
+    ]
     assert point.timestamp == 1_700_000_003_000  # when Tune got the epoch, not when MLflow did
 
     # a driver killed before it recorded its offset: every event again, from the start
@@ -222,8 +239,18 @@ class Server:
     def start(self) -> None:
         assert self.process is None, "already running"
         command = [
-            MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db", "--default-artifact-root", str(self.root / "artifacts"),
+            MLFLOW,
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{self.root}/mlflow.db",
+            "--default-artifact-root",
+            str(self.root / "artifacts"),
         ]
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 (the server's, closed with it)
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -262,14 +289,20 @@ def server(tmp_path):
 
 
 def sweep_spec(tmp_path, name, uri, epochs):
-    return validate_spec({
-        "name": name, "dataset": "digits", "models": ["small_cnn"], "optimizers": ["sgd", "sam_gns"],
-        "train": {"epochs": epochs, "batch_size": 64, "model_options": {"width": 4}},
-        "search": {"method": "optuna", "trials_per_arm": 1, "space": {"lr": 0.1, "rho": 0.05}},
-        "resources": {"cpus": 1, "gpu": 0.5}, "max_concurrent": 2,
-        "tracking": {"mlflow_uri": uri, "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
-        "checkpoints": {"path": str(tmp_path / "sweeps")},
-    }).resolved()
+    return validate_spec(
+        {
+            "name": name,
+            "dataset": "digits",
+            "models": ["small_cnn"],
+            "optimizers": ["sgd", "sam_gns"],
+            "train": {"epochs": epochs, "batch_size": 64, "model_options": {"width": 4}},
+            "search": {"method": "optuna", "trials_per_arm": 1, "space": {"lr": 0.1, "rho": 0.05}},
+            "resources": {"cpus": 1, "gpu": 0.5},
+            "max_concurrent": 2,
+            "tracking": {"mlflow_uri": uri, "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
+            "checkpoints": {"path": str(tmp_path / "sweeps")},
+        }
+    ).resolved()
 
 
 def epochs_in_mlflow(uri: str, name: str) -> int:
@@ -320,7 +353,15 @@ def assert_complete(spec, epochs: int, failure: str, note: str) -> None:
     children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
     trained = sum(len(path.read_text().splitlines()) for path in (spec.checkpoints.path / spec.name).glob("*/result.json"))
     _, lost, doubled = logged_epochs(client, children, epochs)
-    record(failure, trials=len(children), epochs=epochs, redone=trained - len(children) * epochs, lost=lost, doubled=doubled, note=note)
+    record(
+        failure,
+        trials=len(children),
+        epochs=epochs,
+        redone=trained - len(children) * epochs,
+        lost=lost,
+        doubled=doubled,
+        note=note,
+    )
     assert parent.info.status == "FINISHED" and len(children) == 2
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags["sweep.outcome"] == "finished"
@@ -355,8 +396,10 @@ def test_a_30_second_outage_mid_trial_loses_and_doubles_nothing(tmp_path, ray_se
     assert not outcome.interrupted and outcome.failed == 0 and not outcome.unsynced
     assert ended > seen["up"], "the sweep ended before the server came back: make the trials longer"
     assert seen["buffered"] >= 10, seen  # training went on while MLflow was away
-    note = (f"server down {seen['up'] - seen['down']:.0f} s (killed, restarted), {seen['events']} events ({seen['buffered']} epochs) "
-            f"buffered in the journal, sent when it came back; sweep ended {ended - seen['up']:.0f} s later")
+    note = (
+        f"server down {seen['up'] - seen['down']:.0f} s (killed, restarted), {seen['events']} events ({seen['buffered']} epochs) "
+        f"buffered in the journal, sent when it came back; sweep ended {ended - seen['up']:.0f} s later"
+    )
     assert_complete(spec, epochs, "MLflow server down 30 s mid-trial", note)
     assert backlog(folder).events == 0
 
@@ -376,7 +419,9 @@ def test_a_server_that_never_returns_leaves_a_journal_that_sweep_sync_replays(tm
     left = backlog(folder)
     assert left.epochs >= 2 * epochs - 2  # at most the first epoch of each trial got there
     assert outcome.unsynced in out
-    assert f"{left.events} tracking events ({left.epochs} epochs of 2 trials) are not in MLflow at {server.uri}" in outcome.unsynced
+    assert (
+        f"{left.events} tracking events ({left.epochs} epochs of 2 trials) are not in MLflow at {server.uri}" in outcome.unsynced
+    )
     assert f"kept in {folder / JOURNAL}" in outcome.unsynced
     assert outcome.unsynced.endswith(f"replay them with: sweep sync gone --storage {spec.checkpoints.path}")
 
@@ -385,7 +430,6 @@ def test_a_server_that_never_returns_leaves_a_journal_that_sweep_sync_replays(tm
     note = f"{left.events} events ({left.epochs} epochs) kept in the journal at the end, replayed by `sweep sync`"
     assert_complete(spec, epochs, "MLflow server gone for good", note)
     assert backlog(folder).events == 0
-
 
 
 def test_events_mlflow_refuses_for_good_are_set_aside_and_said(tmp_path, capsys):

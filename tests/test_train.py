@@ -45,7 +45,16 @@ def test_reported_metrics_per_epoch():
     assert [m["status"] for m, _ in reports] == ["running", "finished"]
     for metrics, state in reports:
         assert set(metrics) == {
-            "epoch", "status", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"
+            "epoch",
+            "status",
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "test_loss",
+            "test_acc",
+            "lr",
+            "epoch_time_s",
         }
         assert 0 <= metrics["test_acc"] <= 100 and metrics["epoch_time_s"] > 0
         assert state["epoch"] == metrics["epoch"]
@@ -67,7 +76,7 @@ def test_resume_after_epoch_k_gives_the_same_curve(rule):
 
 def test_resuming_a_finished_run_trains_nothing():
     cfg = digits_config(optimizer="sgd", lr=0.05, epochs=1)
-    (metrics, state), = curve(cfg)
+    ((metrics, state),) = curve(cfg)
     assert curve(cfg, state=state) == []
 
 
@@ -93,8 +102,15 @@ def test_cifar_files_train_end_to_end(cifar_root):
     for kind in ("cifar10", "cifar100"):
         final = fit(
             TrainConfig(
-                dataset=kind, data_dir=root, model="small_cnn", model_options={"width": 4}, epochs=1, batch_size=25,
-                val_fraction=0.2, augment=True, num_threads=2,
+                dataset=kind,
+                data_dir=root,
+                model="small_cnn",
+                model_options={"width": 4},
+                epochs=1,
+                batch_size=25,
+                val_fraction=0.2,
+                augment=True,
+                num_threads=2,
             )
         )
         assert final["status"] == "finished" and 0 <= final["test_acc"] <= 100

@@ -18,7 +18,10 @@ from sweep.tracking.runs import SweepTracker
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"),
+    pytest.mark.skipif(
+        not (shutil.which("chromium") and shutil.which("chromedriver")),
+        reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+    ),
 ]
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
@@ -40,7 +43,9 @@ def ui(tmp_path):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "sweep.cli", "ui", "browsed", "--tracking-uri", spec.tracking.mlflow_uri, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     url = server.stdout.readline().split(": ", 1)[1].split()[0]
     deadline = time.monotonic() + 120
@@ -50,7 +55,10 @@ def ui(tmp_path):
             break
         except OSError:
             time.sleep(1)
-    yield url, [r.info.run_name for r in tracker.client.search_runs([tracker.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    yield (
+        url,
+        [r.info.run_name for r in tracker.client.search_runs([tracker.experiment_id]) if "mlflow.parentRunId" in r.data.tags],
+    )
     server.terminate()
     server.wait(timeout=30)
 
@@ -67,8 +75,18 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1600,1000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tempfile.mkdtemp()}",
+        "--window-size=1600,1000",
+    ]
     for flag in flags:
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)

@@ -17,13 +17,10 @@ from trainers.models import get_model_info, list_models
 from trainers.optim import get_rule, list_optimizers
 
 from ..cluster import nodes as cluster
-
-from . import sweeps as sweep_cmd
-
-from . import train as train_cmd
-
-from . import ui as ui_cmd
 from ..errors import UserError
+from . import sweeps as sweep_cmd
+from . import train as train_cmd
+from . import ui as ui_cmd
 
 SPECS = Path(__file__).resolve().parents[2] / "search_spaces"  # shipped specs, in the checkout
 

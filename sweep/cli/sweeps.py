@@ -9,21 +9,25 @@ from pathlib import Path
 from trainers.build import load_data
 
 from .. import defaults
+from ..cluster.stores import check_stores
 from ..errors import UserError
-from ..tracking.journal import SYNC_WAIT_S, Journal, backlog
-from ..tuning.progress import settings
 from ..report.render import render, write_report
 from ..search.space import search_budget
 from ..spec.schema import SweepSpec, load_spec
-from ..cluster.stores import check_stores
+from ..tracking.journal import SYNC_WAIT_S, Journal, backlog
 from ..tracking.runs import SweepTracker
 from ..tuning.driver import check_new, find_sweep, ray_session, resume_sweep, run_sweep
+from ..tuning.progress import settings
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="sweep spec (YAML), e.g. search_spaces/quickstart.yaml")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a spec field by its dotted path, e.g. --set search.trials_per_arm=2 (repeatable)",
     )
 
@@ -96,7 +100,9 @@ def tracking_uri(name: str | None, storage: Path, explicit: str | None) -> str:
 def add_report_arguments(parser: argparse.ArgumentParser, name_required: bool = True) -> None:
     parser.add_argument("name", nargs=None if name_required else "?", help="the sweep's name")
     parser.add_argument(
-        "--storage", type=Path, default=defaults.checkpoints(),
+        "--storage",
+        type=Path,
+        default=defaults.checkpoints(),
         help=f"checkpoint folder holding the sweep's spec (default: {defaults.CHECKPOINTS_HELP})",
     )
     parser.add_argument("--tracking-uri", help=f"MLflow store (default: the sweep's spec, else {defaults.MLFLOW_URI_HELP})")
@@ -113,7 +119,10 @@ def report(args: argparse.Namespace) -> int:
 def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the sweep's name (its folder under --storage)")
     parser.add_argument(
-        "--storage", type=Path, default=defaults.checkpoints(), help=f"checkpoint folder of the spec (default: {defaults.CHECKPOINTS_HELP})"
+        "--storage",
+        type=Path,
+        default=defaults.checkpoints(),
+        help=f"checkpoint folder of the spec (default: {defaults.CHECKPOINTS_HELP})",
     )
 
 
@@ -133,4 +142,3 @@ def sync(args: argparse.Namespace) -> int:
             return 1
     print(f"MLflow has every tracking event of sweep {args.name} ({left.events} replayed now)")
     return 0
-

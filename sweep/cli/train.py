@@ -26,7 +26,9 @@ from ..tracking.schema import Outcome
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file of TrainConfig fields (flags override it)")
-    parser.add_argument("--mlflow-uri", help="also log the run's params and curves to this MLflow store, e.g. sqlite:///mlflow.db")
+    parser.add_argument(
+        "--mlflow-uri", help="also log the run's params and curves to this MLflow store, e.g. sqlite:///mlflow.db"
+    )
     parser.add_argument("--experiment", default="sweep-train", help="MLflow experiment for --mlflow-uri (default: sweep-train)")
     fields = parser.add_argument_group("training settings (TrainConfig; defaults are the paper's)")
     for name, field in TrainConfig.model_fields.items():
@@ -91,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
             logger(metrics, state)
         bar.update(1)
         bar.set_postfix(
-            loss=f"{metrics['train_loss']:.3f}", val=f"{metrics.get('val_acc', float('nan')):.1f}", test=f"{metrics['test_acc']:.1f}"
+            loss=f"{metrics['train_loss']:.3f}",
+            val=f"{metrics.get('val_acc', float('nan')):.1f}",
+            test=f"{metrics['test_acc']:.1f}",
         )
 
     final = {"status": Outcome.FAILED}

@@ -66,7 +66,9 @@ def detect_cards() -> list[Card]:
     if shutil.which("nvidia-smi"):
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout
         rows = [line.rsplit(",", 1) for line in out.splitlines() if "," in line]
         return [Card(name.strip(), round(float(mib) / 1024)) for name, mib in rows]

@@ -22,8 +22,8 @@ import ray
 import ray.util
 from ray._raylet import Config
 
-from .cards import Card, NodeCards, cluster_cards, detect_cards, node_labels, parse_card
 from ..errors import UserError
+from .cards import Card, NodeCards, cluster_cards, detect_cards, node_labels, parse_card
 
 DEFAULT_PORT = 6379  # Ray's; Redis often holds it, so it is a flag
 TOKEN_ENV, TOKEN_PATH_ENV, MODE_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"
@@ -88,7 +88,12 @@ def start_command(args: argparse.Namespace, head: bool) -> tuple[dict[str, str],
     num_gpus = args.num_gpus if args.num_gpus is not None else len(cards)
     command = [ray_executable(), "start"]
     if head:
-        command += ["--head", f"--port={args.port}", f"--dashboard-host={args.dashboard_host}", f"--dashboard-port={args.dashboard_port}"]
+        command += [
+            "--head",
+            f"--port={args.port}",
+            f"--dashboard-host={args.dashboard_host}",
+            f"--dashboard-port={args.dashboard_port}",
+        ]
     else:
         command += [f"--address={args.head_address}"]
     command += [f"--num-gpus={num_gpus}"]
@@ -123,7 +128,9 @@ def _start_node(args: argparse.Namespace, head: bool) -> int:
     path = Path(env.get(TOKEN_PATH_ENV) or token_path())
     if not os.environ.get(TOKEN_ENV):
         if head and ensure_token(path):
-            print(f"created the cluster token {path}: copy it to each node that joins (same path) and to each machine that runs `sweep run`")
+            print(
+                f"created the cluster token {path}: copy it to each node that joins (same path) and to each machine that runs `sweep run`"
+            )
         elif not head and not path.is_file():
             raise UserError([f"token: no cluster token at {path}; copy the head's token file there or pass --token-file"])
     return subprocess.run(command, env={**os.environ, **env}, check=False).returncode
@@ -169,12 +176,17 @@ def render_status(nodes: list[NodeCards], held: dict[str, list[float]]) -> str:
 
 def _node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--card", action="append", default=[], metavar="MODEL:GB",
+        "--card",
+        action="append",
+        default=[],
+        metavar="MODEL:GB",
         help="declare a card, e.g. 'RTX 2080 Ti:11' (repeatable; default: the cards torch.cuda or nvidia-smi finds)",
     )
     parser.add_argument("--num-gpus", type=int, help="GPUs Ray schedules here (default: one per card)")
     parser.add_argument("--num-cpus", type=int, help="CPU cores Ray schedules here (default: Ray's count)")
-    parser.add_argument("--token-file", type=Path, help="the cluster token (default: $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)")
+    parser.add_argument(
+        "--token-file", type=Path, help="the cluster token (default: $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)"
+    )
     parser.add_argument("--block", action="store_true", help="stay in the foreground (for containers)")
     parser.add_argument("--dry-run", action="store_true", help="print the ray start command instead of running it")
 
@@ -185,7 +197,9 @@ def add_parsers(commands) -> None:
 
     head_parser = actions.add_parser("head", help="start the head node (Ray, token auth, cards as labels)")
     head_parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"Ray's port (default: {DEFAULT_PORT})")
-    head_parser.add_argument("--dashboard-host", default="127.0.0.1", help="address the dashboard listens on (default: 127.0.0.1)")
+    head_parser.add_argument(
+        "--dashboard-host", default="127.0.0.1", help="address the dashboard listens on (default: 127.0.0.1)"
+    )
     head_parser.add_argument("--dashboard-port", type=int, default=8265, help="dashboard port (default: 8265)")
     _node_arguments(head_parser)
     head_parser.set_defaults(handler=head)

@@ -26,9 +26,9 @@ from ray import tune
 
 from trainers.memory import estimate_train_memory
 
-from .cards import CARD_LABEL, GIB, NodeCards, card_label
 from ..errors import UserError
 from ..spec.schema import SweepSpec
+from .cards import CARD_LABEL, GIB, NodeCards, card_label
 
 CONTEXT_GB = 0.5  # CUDA context, cuBLAS/cuDNN handles: per process, outside the caching allocator
 MAX_PER_CARD = 8  # `gpu: auto` packs at most this many trials on a card: cores and bandwidth run out first
@@ -101,7 +101,11 @@ def _place(spec: SweepSpec, model: str, nodes: list[NodeCards]) -> Placement:
         return Placement(model, wanted.cpus, 0.0)
     declared = [node for node in gpu_nodes if node.card]
     if (restricted or wanted.gpu == "auto") and gpu_nodes and not declared:
-        raise UserError([f"{field}: no node declares its cards; start nodes with `sweep cluster head/join` (or give gpu a fraction without restrictions)"])
+        raise UserError(
+            [
+                f"{field}: no node declares its cards; start nodes with `sweep cluster head/join` (or give gpu a fraction without restrictions)"
+            ]
+        )
     eligible = declared
     if wanted.cards:
         names = {card_label(card) for card in wanted.cards}
@@ -111,7 +115,9 @@ def _place(spec: SweepSpec, model: str, nodes: list[NodeCards]) -> Placement:
     if wanted.min_gpu_memory_gb is not None:
         eligible = [node for node in eligible if node.memory_gb >= wanted.min_gpu_memory_gb]
         if not eligible:
-            raise UserError([f"{field}.min_gpu_memory_gb: no card has {wanted.min_gpu_memory_gb:g} GB or more ({_inventory(declared)})"])
+            raise UserError(
+                [f"{field}.min_gpu_memory_gb: no card has {wanted.min_gpu_memory_gb:g} GB or more ({_inventory(declared)})"]
+            )
     if wanted.gpu != "auto":
         cards = tuple(sorted({node.card for node in eligible})) if restricted else ()
         return Placement(model, wanted.cpus, wanted.gpu, cards)
@@ -120,7 +126,9 @@ def _place(spec: SweepSpec, model: str, nodes: list[NodeCards]) -> Placement:
     need = need_gb(spec, model)
     fits = [node for node in eligible if node.memory_gb >= need]
     if not fits:
-        raise UserError([f"{field}.gpu: auto: a {model} trial needs ~{need:.1f} GB; no card is that large ({_inventory(eligible)})"])
+        raise UserError(
+            [f"{field}.gpu: auto: a {model} trial needs ~{need:.1f} GB; no card is that large ({_inventory(eligible)})"]
+        )
     per_card = min(MAX_PER_CARD, math.floor(min(node.memory_gb for node in fits) / need))
     # a selector only where it leaves cards out: too small, or not among those asked for
     cards = tuple(sorted({node.card for node in fits})) if restricted or len(fits) < len(declared) else ()

@@ -21,9 +21,9 @@ from pyarrow import fs
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..errors import UserError
-from .probe import Probe
 from ..redact import redact
 from ..spec.schema import Checkpoints, SweepSpec
+from .probe import Probe
 
 TIMEOUT_S = 5  # per check: a store that answers slower than this is not usable for a sweep
 
@@ -105,7 +105,10 @@ def s3_filesystem(checkpoints: Checkpoints):
         return fs.S3FileSystem(connect_timeout=TIMEOUT_S, request_timeout=TIMEOUT_S)
     parts = urlsplit(checkpoints.endpoint)
     return fs.S3FileSystem(
-        endpoint_override=parts.netloc, scheme=parts.scheme, connect_timeout=TIMEOUT_S, request_timeout=TIMEOUT_S,
+        endpoint_override=parts.netloc,
+        scheme=parts.scheme,
+        connect_timeout=TIMEOUT_S,
+        request_timeout=TIMEOUT_S,
         region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
     )
 
@@ -142,7 +145,9 @@ def check_shared_folder(checkpoints: Checkpoints) -> None:
     # one short-lived actor per node, killed after: idle task workers would linger in each node's
     # worker pool and hold back the trials' own workers
     probes = [
-        ray.remote(num_cpus=0)(Probe).options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote()
+        ray.remote(num_cpus=0)(Probe)
+        .options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+        .remote()
         for node in nodes
     ]
     try:
@@ -153,7 +158,9 @@ def check_shared_folder(checkpoints: Checkpoints) -> None:
             ray.kill(probe)
     blind = [node["NodeManagerAddress"] for node, found in zip(nodes, seen) if not found]
     if blind:
-        raise UserError([
-            f"checkpoints.path: {checkpoints.path} is not shared: node(s) {', '.join(blind)} do not see it; "
-            "mount it at the same path on every node, or set checkpoints.storage to an s3:// bucket"
-        ])
+        raise UserError(
+            [
+                f"checkpoints.path: {checkpoints.path} is not shared: node(s) {', '.join(blind)} do not see it; "
+                "mount it at the same path on every node, or set checkpoints.storage to an s3:// bucket"
+            ]
+        )

@@ -16,9 +16,20 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from ..spec.arm import Arm, searched
 from ..errors import UserError
-from ..tracking.schema import ARM_TAG, METRIC, OUTCOME_TAG, PARENT_ROLE, PARENT_RUN_TAG, PHASE_TAG, ROLE_TAG, SPEC_ARTIFACT, STUDY_TRIAL_TAG, Outcome, Phase
+from ..spec.arm import Arm, searched
+from ..tracking.schema import (
+    ARM_TAG,
+    METRIC,
+    OUTCOME_TAG,
+    PARENT_ROLE,
+    PARENT_RUN_TAG,
+    PHASE_TAG,
+    ROLE_TAG,
+    STUDY_TRIAL_TAG,
+    Outcome,
+    Phase,
+)
 
 # TrainConfig params that differ between runs of one setting without making another setting
 IGNORED = {"seed"}
@@ -175,7 +186,9 @@ def build_report(uri: str, name: str) -> SweepReport:
     store holds no sweep of that name."""
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(name)
-    parents = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{PARENT_ROLE}'") if experiment else []
+    parents = (
+        client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{PARENT_ROLE}'") if experiment else []
+    )
     if not parents:
         raise UserError(f"name: no sweep {name!r} in the MLflow store {uri}")
     parent = parents[0]

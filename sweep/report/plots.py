@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on a head node
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from .data import SweepReport  # noqa: E402
+from .data import SweepReport
 
 
 def curves(report: SweepReport, path: Path) -> None:
@@ -56,7 +56,16 @@ def lr_rho(report: SweepReport, path: Path) -> None:
             lr = [float(r.train["lr"]) for r in runs]
             acc = [r.final["test_acc"] for r in runs]
             if uses_rho:
-                shown = ax.scatter(lr, [float(r.train["rho"]) for r in runs], c=acc, vmin=min(scale), vmax=max(scale), marker=marker, label=model, cmap="viridis")
+                shown = ax.scatter(
+                    lr,
+                    [float(r.train["rho"]) for r in runs],
+                    c=acc,
+                    vmin=min(scale),
+                    vmax=max(scale),
+                    marker=marker,
+                    label=model,
+                    cmap="viridis",
+                )
             else:
                 shown = ax.scatter(lr, acc, marker=marker, label=model)
         ax.set_xscale("log")

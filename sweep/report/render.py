@@ -104,12 +104,41 @@ def render(report: SweepReport, terminal: bool) -> str:
 def csv_text(report: SweepReport) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["model", "optimizer", "test_acc_mean", "test_acc_std", "n", "source", "lr", "rho", "eta", "best_epoch_test_acc_mean", "search_trials", "failed", "diverged"])
+    writer.writerow(
+        [
+            "model",
+            "optimizer",
+            "test_acc_mean",
+            "test_acc_std",
+            "n",
+            "source",
+            "lr",
+            "rho",
+            "eta",
+            "best_epoch_test_acc_mean",
+            "search_trials",
+            "failed",
+            "diverged",
+        ]
+    )
     for (model, rule), cell in report.cells.items():
-        writer.writerow([
-            model, rule, cell.mean, cell.std, cell.n, cell.source, cell.setting.get("lr"), cell.setting.get("rho"),
-            cell.setting.get("eta"), cell.best_epoch_mean, cell.search_trials, cell.failed, cell.diverged,
-        ])
+        writer.writerow(
+            [
+                model,
+                rule,
+                cell.mean,
+                cell.std,
+                cell.n,
+                cell.source,
+                cell.setting.get("lr"),
+                cell.setting.get("rho"),
+                cell.setting.get("eta"),
+                cell.best_epoch_mean,
+                cell.search_trials,
+                cell.failed,
+                cell.diverged,
+            ]
+        )
     return out.getvalue()
 
 

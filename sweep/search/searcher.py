@@ -17,10 +17,10 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from . import space
 from ..spec.arm import Arm
 from ..spec.schema import SweepSpec
 from ..tracking.schema import METRIC, MODE, Outcome, Phase, TrialConfig
+from . import space
 
 
 class ArmSearcher(Searcher):

@@ -31,9 +31,9 @@ from trainers.models import get_model_info
 from trainers.optim import get_rule, list_optimizers
 
 from .. import defaults
-from .arm import Arm
 from ..errors import UserError
 from ..redact import redact as redact_text
+from .arm import Arm
 
 SEARCHABLE = ("lr", "rho", "eta", "momentum", "weight_decay")  # TrainConfig fields a space may vary
 ARM_FIELDS = ("dataset", "model", "optimizer", "seed")
@@ -262,9 +262,7 @@ class SweepSpec(_Strict):
         """The same spec with every local path absolute (data, checkpoints, SQLite files), so
         trials, whose working folder Ray changes, and a later `sweep resume` find them."""
         train = {**self.train, "data_dir": str(Path(self.train.get("data_dir", defaults.DATA)).resolve())}
-        tracking = {
-            key: defaults.absolute_sqlite(getattr(self.tracking, key)) for key in ("mlflow_uri", "optuna_storage")
-        }
+        tracking = {key: defaults.absolute_sqlite(getattr(self.tracking, key)) for key in ("mlflow_uri", "optuna_storage")}
         checkpoints = {"path": self.checkpoints.path.resolve()}
         return self.model_copy(
             update={
@@ -388,4 +386,3 @@ def dump_spec(spec: SweepSpec, redact: bool = False) -> str:
     if redact:
         data["tracking"] = {key: redact_text(uri) for key, uri in data["tracking"].items()}
     return yaml.safe_dump(data, sort_keys=False)
-

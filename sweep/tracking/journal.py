@@ -247,6 +247,7 @@ _APPLY: dict[str, Callable[[Journal, dict[str, Any]], None]] = {
     Event.FINISH: lambda journal, event: journal.tracker.finish(event["best"]),
 }
 
+
 def backlog(folder: Path) -> Backlog:
     """Count the events of a sweep's journal past its applied offset."""
     path = Path(folder) / JOURNAL

@@ -23,8 +23,8 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from ..spec.arm import searched
-from .journal import open_journal
 from ..spec.schema import SweepSpec, dump_spec
+from .journal import open_journal
 from .schema import (
     ARM_TAG,
     BEST_TAG_PREFIX,
@@ -117,7 +117,9 @@ class SweepTracker:
     def experiment_id(self) -> str:
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.sweep)
-            self._experiment_id = found.experiment_id if found else self.client.create_experiment(self.sweep, tags=EXPERIMENT_KIND)
+            self._experiment_id = (
+                found.experiment_id if found else self.client.create_experiment(self.sweep, tags=EXPERIMENT_KIND)
+            )
         return self._experiment_id
 
     def _find(self, tag: str, value: str) -> Run | None:
@@ -208,7 +210,16 @@ class SweepTracker:
         """Record each arm's best search trial on the parent run, as tags (charts of the parent's
         metrics would crowd out the trials' curves in the UI), and close it."""
         tags = [
-            RunTag(f"{BEST_TAG_PREFIX}{arm}", ", ".join([f"val_acc {b['val_acc']:.2f}", f"test_acc {b['test_acc']:.2f}", *(f"{k} {v:.4g}" for k, v in searched(b["train"]).items())]))
+            RunTag(
+                f"{BEST_TAG_PREFIX}{arm}",
+                ", ".join(
+                    [
+                        f"val_acc {b['val_acc']:.2f}",
+                        f"test_acc {b['test_acc']:.2f}",
+                        *(f"{k} {v:.4g}" for k, v in searched(b["train"]).items()),
+                    ]
+                ),
+            )
             for arm, b in best.items()
         ]
         self.client.log_batch(self.parent, tags=tags)

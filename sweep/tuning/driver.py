@@ -21,19 +21,18 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
 from ..cluster import placement
-
-from ..search import space
 from ..cluster.cards import cluster_cards, detect_cards, node_labels
 from ..cluster.nodes import use_cluster_token
+from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
 from ..defaults import SPEC_FILE
 from ..errors import UserError
-from ..tracking.journal import close_journal, open_journal
-from .progress import Progress
+from ..search import space
 from ..search.searcher import ArmSearcher
 from ..spec.schema import SweepSpec, dump_spec, load_spec
-from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
+from ..tracking.journal import close_journal, open_journal
 from ..tracking.runs import MlflowTracking, SweepTracker
 from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
+from .progress import Progress
 from .trainable import train_trial
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
@@ -155,7 +154,10 @@ def run_sweep(spec: SweepSpec) -> SweepOutcome:
     if spec.scheduler is not None:
         epochs = spec.train_config(*spec.arms()[0], spec.seeds[0], {}).epochs
         scheduler = tune.schedulers.ASHAScheduler(
-            time_attr="epoch", max_t=epochs, grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor
+            time_attr="epoch",
+            max_t=epochs,
+            grace_period=spec.scheduler.grace_period,
+            reduction_factor=spec.scheduler.reduction_factor,
         )
     storage_path, filesystem = tune_storage(spec)
     tuner = tune.Tuner(
@@ -191,7 +193,11 @@ def resume_sweep(spec: SweepSpec) -> SweepOutcome:
     _quiet()
     path, filesystem = tune_storage(spec)
     tuner = tune.Tuner.restore(
-        f"{path}/{spec.name}", trainable=_trainable(spec), storage_filesystem=filesystem, resume_unfinished=True, resume_errored=True
+        f"{path}/{spec.name}",
+        trainable=_trainable(spec),
+        storage_filesystem=filesystem,
+        resume_unfinished=True,
+        resume_errored=True,
     )
     return _conclude(spec, SweepTracker(spec), tuner.fit())
 

@@ -34,8 +34,7 @@ class Progress(Callback):
             value, train = self.best[arm]
             best = f", best {METRIC} {value:.2f} ({settings(train)})"
         print(
-            f"[{total_done}/{total}] {arm}: {event}; {self.running[arm]} running, "
-            f"{self.done[arm]}/{self.budget[arm]} done{best}",
+            f"[{total_done}/{total}] {arm}: {event}; {self.running[arm]} running, {self.done[arm]}/{self.budget[arm]} done{best}",
             file=self.out or sys.stdout,
             flush=True,
         )

@@ -10,7 +10,9 @@ from .registry import register_dataset
 from .splits import DataSet, DataShape, Split
 
 
-@register_dataset("digits", shape=DataShape(1797, 1, 8, 10), summary="scikit-learn's 1,797 digits, 8 px grey, 10 classes (offline)")
+@register_dataset(
+    "digits", shape=DataShape(1797, 1, 8, 10), summary="scikit-learn's 1,797 digits, 8 px grey, 10 classes (offline)"
+)
 def digits(data_dir: Path, download: bool = False, test_fraction: float = 0.2) -> DataSet:
     """scikit-learn's 1,797 8x8 digits (values 0-16), one channel; a fixed seeded test split
     (seed 0, independent of the run's seed) so every run is scored on the same images."""
@@ -25,5 +27,9 @@ def digits(data_dir: Path, download: bool = False, test_fraction: float = 0.2) -
     test, train = order[:n_test], order[n_test:]
     scaled = images.float() / 255
     return DataSet(
-        Split(images[train], labels[train]), Split(images[test], labels[test]), 10, (scaled.mean().item(),), (scaled.std().item(),)
+        Split(images[train], labels[train]),
+        Split(images[test], labels[test]),
+        10,
+        (scaled.mean().item(),),
+        (scaled.std().item(),),
     )

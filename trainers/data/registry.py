@@ -39,9 +39,7 @@ class DatasetInfo:
 _DATASETS: dict[str, DatasetInfo] = {}
 
 
-def register_dataset(
-    name: str, *, shape: DataShape | Callable[..., DataShape], summary: str, options_field: str | None = None
-):
+def register_dataset(name: str, *, shape: DataShape | Callable[..., DataShape], summary: str, options_field: str | None = None):
     """Decorator: add `loader(data_dir, download=False, **options) -> DataSet` as `name`."""
 
     def add(loader: Callable[..., DataSet]) -> Callable[..., DataSet]:

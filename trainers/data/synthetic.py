@@ -14,9 +14,17 @@ def _shape(images: int, image_size: int, channels: int, num_classes: int, seed: 
     return DataShape(2 * images, channels, image_size, num_classes)
 
 
-@register_dataset("synthetic", shape=_shape, summary="random images shaped by train.synthetic (benchmarks)", options_field="synthetic")
+@register_dataset(
+    "synthetic", shape=_shape, summary="random images shaped by train.synthetic (benchmarks)", options_field="synthetic"
+)
 def synthetic(
-    data_dir: Path, download: bool = False, images: int = 1000, image_size: int = 32, channels: int = 3, num_classes: int = 10, seed: int = 0
+    data_dir: Path,
+    download: bool = False,
+    images: int = 1000,
+    image_size: int = 32,
+    channels: int = 3,
+    num_classes: int = 10,
+    seed: int = 0,
 ) -> DataSet:
     """Random uint8 images and labels (train and test of `images` each), for benchmarks."""
     gen = torch.Generator().manual_seed(seed)

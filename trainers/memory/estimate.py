@@ -94,8 +94,12 @@ class MemoryEstimate:
     def total(self) -> int:
         """Bytes the trial needs at its peak, the CUDA context not included."""
         return (
-            self.weights + self.gradients + self.optimizer_state + max(self.activations, self.evaluation)
-            + self.data + self.workspace
+            self.weights
+            + self.gradients
+            + self.optimizer_state
+            + max(self.activations, self.evaluation)
+            + self.data
+            + self.workspace
         )
 
     @property

@@ -145,9 +145,7 @@ def gpu_kernels() -> Iterator[None]:
             setattr(F, name, function)
 
 
-def _fused_attention(
-    original, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
-):
+def _fused_attention(original, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
     # with a mask, grouped heads or 3-d inputs the math path stays: an overestimate
     if query.device.type != "meta" or attn_mask is not None or enable_gqa or query.dim() != 4:
         return original(query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa)

@@ -27,9 +27,7 @@ class ModelInfo:
 _MODELS: dict[str, ModelInfo] = {}
 
 
-def register_model(
-    name: str, *, input_size: int, summary: str, paper_params_m: float | None = None, pretrained: bool = False
-):
+def register_model(name: str, *, input_size: int, summary: str, paper_params_m: float | None = None, pretrained: bool = False):
     """Decorator: add `factory(num_classes, **options) -> nn.Module` to the registry as `name`."""
 
     def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -16,7 +16,6 @@ from torch import nn
 
 from .registry import register_model
 
-
 # torchvision is imported where a network is built, so the CIFAR models (and benchmarks/gpu.py)
 # work on a machine that has PyTorch alone.
 
@@ -68,6 +67,6 @@ def _builder(arch: str):
 
 # Table 4 of the paper: fine-tuned on CIFAR-10 with lr 0.01 (0.001 for ViT-B/16), 100 epochs.
 for _arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet101_2", "vit_b_16"):
-    register_model(
-        f"tv_{_arch}", input_size=224, summary=f"torchvision {_arch}, ImageNet layout (224x224)", pretrained=True
-    )(_builder(_arch))
+    register_model(f"tv_{_arch}", input_size=224, summary=f"torchvision {_arch}, ImageNet layout (224x224)", pretrained=True)(
+        _builder(_arch)
+    )

@@ -40,9 +40,7 @@ class WideBasicBlock(nn.Module):
         # A 1x1 projection only where the shape changes; it reads the pre-activated input,
         # as the residual branch does.
         self.projection = (
-            nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
-            if stride != 1 or in_planes != planes
-            else None
+            nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False) if stride != 1 or in_planes != planes else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -78,9 +78,18 @@ def sgd_step_(optimizer: torch.optim.SGD, divisor: Tensor | None = None) -> None
             # gradient comes later starts from zero: momentum * 0 + g = g, torch's first buffer.
             bufs = [torch.zeros_like(p, memory_format=torch.preserve_format) if b is None else b for p, b in zip(params, bufs)]
         torch_sgd(
-            params, grads, bufs, fused=fused, foreach=not fused, grad_scale=in_kernel,
-            weight_decay=group["weight_decay"], momentum=momentum, lr=group["lr"],
-            dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
+            params,
+            grads,
+            bufs,
+            fused=fused,
+            foreach=not fused,
+            grad_scale=in_kernel,
+            weight_decay=group["weight_decay"],
+            momentum=momentum,
+            lr=group["lr"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
         )
         for p, buf in zip(params, bufs):  # torch fills in the buffers it created
             optimizer.state[p]["momentum_buffer"] = buf

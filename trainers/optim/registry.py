@@ -70,6 +70,4 @@ def create_optimizer(
     """
     rule = get_rule(name)
     extra = {key: value for key, value in (("rho", rho), ("eta", eta)) if key in rule.uses}
-    return rule.factory(
-        params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=0, **extra
-    )
+    return rule.factory(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=0, **extra)
