@@ -1,6 +1,6 @@
-"""Issue 7's figures: run the tests that inject each failure for real (a killed node, a killed
+"""The failure figures: run the tests that inject each failure for real (a killed node, a killed
 driver, a stopped MLflow server, a diverging or raising trial) and print what each ran, redid
-and lost. The tests count everything from the runs themselves (tests/figures.py); this script
+and lost. The tests count everything from the runs themselves (tests/helpers/figures.py); this script
 only collects and prints. Needs the `[dev]` extra (pytest), PostgreSQL is not needed.
 
     python -m benchmarks.failures

@@ -1,4 +1,4 @@
-"""The GPU figures of issue 8, in one run of under 5 minutes on one card:
+"""The GPU figures, in one run of under 5 minutes on one card:
 
 1. images/s of `resnet18` on CIFAR-shaped synthetic data for sgd and sam_gns, fp32 against bf16
    autocast (channels_last, data resident on the card);

@@ -5,7 +5,7 @@ K x wall - training, is split in two by running the same sweep at two sizes (n a
 slot, alternated with a fresh Ray each): a fixed cost per slot, paid once per sweep (Tune's set-up,
 the first Optuna study, a worker process that imports torch and builds its first trial), and a
 start-up cost per trial, paid again for every trial (scheduling the next trial into the warm worker,
-its data and model, MLflow run creation, one report and checkpoint per epoch). Goal (issue 8):
+its data and model, MLflow run creation, one report and checkpoint per epoch). Goal:
 >= 90% for trials of 30 s.
 
     python -m benchmarks.sweep_overhead [--epochs 22] [--per-slot 2] [--slots 2] [--repeats 1]
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import ray
 
-from sweep.spec.schema import validate_spec
+from sweep.spec import validate_spec
 from sweep.tuning.driver import run_sweep
 
 from ._timing import machine, table

@@ -1,4 +1,13 @@
-"""Shared fixtures: small data sets written in CIFAR's own on-disk format."""
+"""Shared fixtures: small data sets written in CIFAR's own on-disk format; one PyTorch thread per
+pytest-xdist worker. The rest of the helpers are in tests/helpers/."""
+
+import os
+
+# pytest-xdist runs one worker per core. PyTorch's default, one thread per core in every process,
+# would put two threads on each core, and its thread pool then spins: the trainer tests ran
+# several times slower. Set before torch is imported, so subprocesses inherit it too.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest
 import torchvision

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sweep import cli
 from sweep.errors import UserError
-from sweep.spec.schema import validate_spec
+from sweep.spec import validate_spec
 
 GOOD = {
     "name": "good",

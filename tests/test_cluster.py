@@ -1,6 +1,6 @@
 """Trials placed by card on a real multi-node Ray cluster (ray.cluster_utils.Cluster): three
 nodes declare different cards as `sweep cluster join --card ...` would (logical GPUs: no card
-here), and sweeps run on it with real MLflow (SQLite) and Optuna (issue 6)."""
+here), and sweeps run on it with real MLflow (SQLite) and Optuna."""
 
 import pytest
 import ray
@@ -9,7 +9,7 @@ from ray.cluster_utils import Cluster
 
 from sweep.cluster.cards import Card, cluster_cards, node_labels
 from sweep.cluster.nodes import gpus_in_use, render_status
-from sweep.spec.schema import validate_spec
+from sweep.spec import validate_spec
 from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,7 @@
 """`sweep cluster head/join/status` for real: two Ray nodes started by the commands on this
 machine (cards declared by flag: there is no GPU here), token authentication refusing a client
-without the token (issue 7, "Exposure"), and a sweep launched on the cluster by `sweep run
---address` (issue 6)."""
+without the token, and a sweep launched on the cluster by `sweep run
+--address`."""
 
 import os
 import signal
@@ -13,18 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from listening import listening_addresses
 from mlflow.tracking import MlflowClient
+
+from helpers.listening import listening_addresses
+from helpers.servers import free_port
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
 
 
 def node_ip() -> str:
@@ -63,7 +59,7 @@ def lab(tmp_path_factory):
             "--block",
         ],
         env=env,
-        stdout=open(logs / "head.log", "w"),
+        stdout=open(logs / "head.log", "w"),  # noqa: SIM115 (the node's log)
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -75,7 +71,7 @@ def lab(tmp_path_factory):
         worker = subprocess.Popen(
             [BIN / "sweep", "cluster", "join", address, "--num-cpus", "2", "--card", "RTX 2070:8", "--block"],
             env=env,
-            stdout=open(logs / "join.log", "w"),
+            stdout=open(logs / "join.log", "w"),  # noqa: SIM115 (the node's log)
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )

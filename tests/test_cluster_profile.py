@@ -1,15 +1,11 @@
 """The cluster profile for real: an `mlflow server` on PostgreSQL with basic-auth, allowed hosts
 and served artifacts, Optuna studies in PostgreSQL, a sweep run through both by `sweep run`
-(issue 6), the server's refusals (issue 7, "Exposure"), and the start-up checks that name a
+the server's refusals, and the start-up checks that name a
 store that cannot be reached."""
 
 import os
 import secrets
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -20,18 +16,13 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from helpers.servers import MlflowServer, free_port
 from sweep.cli import main
-from sweep.spec.arm import Arm
+from sweep.spec import Arm
 
 pytestmark = pytest.mark.slow
 
 PG = "postgresql://postgres@127.0.0.1:5432"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +45,6 @@ def server(databases, tmp_path_factory):
     """`mlflow server` as the cluster profile runs it (docker/compose.yaml): basic-auth with the
     admin password from the environment, allowed hosts, served artifacts, PostgreSQL backend."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
     password = secrets.token_hex(16)
     auth_ini = root / "basic_auth.ini"
     auth_ini.write_text(
@@ -68,43 +58,17 @@ def server(databases, tmp_path_factory):
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),  # CSRF protection of the auth app
     }
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--app-name",
-        "basic-auth",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"{PG}/{databases['mlflow']}",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--allowed-hosts",
-        f"127.0.0.1:{port},localhost:{port}",
-    ]
-    log = open(root / "server.log", "w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert process.poll() is None, (root / "server.log").read_text()[-2000:]
-        time.sleep(0.5)
-    else:
-        pytest.fail("mlflow server did not start: " + (root / "server.log").read_text()[-2000:])
+    server = MlflowServer(
+        root,
+        backend=f"{PG}/{databases['mlflow']}",
+        args=("--app-name", "basic-auth", "--serve-artifacts", "--artifacts-destination", str(root / "artifacts")),
+        env=env,
+    )
+    server.args += ("--allowed-hosts", f"127.0.0.1:{server.port},localhost:{server.port}")
+    server.start()
+    url, port = server.uri, server.port
     yield {"url": url, "port": port, "password": password}
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-    log.close()
+    server.stop(signal.SIGTERM)
 
 
 SEARCH = "{url}/api/2.0/mlflow/experiments/search"

@@ -1,4 +1,4 @@
-"""docker/ (issue 6): the Ray node image and the compose file of each workstation's role, checked
+"""docker/: the Ray node image and the compose file of each workstation's role, checked
 without a Docker engine. The compose file is read as compose reads it (YAML with merge keys, then
 `${VAR}` interpolation from docker/.env, here .env.example with dummy secrets); every service's
 command then runs for real on this machine: `sweep cluster ... --dry-run`, `mlflow server ...
@@ -11,7 +11,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import yaml
 from packaging.requirements import Requirement
+
+from helpers.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -390,12 +391,6 @@ def psql(*arguments: str) -> subprocess.CompletedProcess:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def status(url: str, host: str | None = None, user: str | None = None, password: str | None = None) -> int:
     headers = {"Host": host} if host else {}
     if user:
@@ -413,7 +408,7 @@ def test_mlflow_service_serves_with_basic_auth_on_postgres(tmp_path):
     (127.0.0.1 instead of the `postgres` service, databases renamed for this test, loopback):
     anonymous requests get 401, the admin 200, a foreign Host header 403, and compose's
     healthcheck passes."""
-    # PLATFORM_NOTES.md: the development and CI machines run PostgreSQL at 127.0.0.1:5432
+    # docs/platform.md: the development and CI machines run PostgreSQL at 127.0.0.1:5432
     assert local_postgres(), "no PostgreSQL at 127.0.0.1:5432"
     suffix = secrets.token_hex(4)
     renamed = {name: f"{name}_{suffix}" for name in init_databases()}

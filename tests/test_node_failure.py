@@ -1,4 +1,4 @@
-"""A worker node dies mid-trial (issue 7, failure 1): on a ray.cluster_utils.Cluster with two GPU
+"""A worker node dies mid-trial: on a ray.cluster_utils.Cluster with two GPU
 nodes, the node running a trial is killed (its raylet and workers, no goodbye) once that trial has
 checkpointed an epoch. Its trials resume from their last checkpoint on the other node; at the end
 every trial is complete, each child run has every epoch exactly once, and at most one epoch per
@@ -10,12 +10,12 @@ import time
 
 import pytest
 import ray
-from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
+from helpers.figures import logged_epochs, record
 from sweep.cluster.cards import Card, node_labels
-from sweep.spec.schema import validate_spec
+from sweep.spec import validate_spec
 from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow

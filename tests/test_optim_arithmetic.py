@@ -1,4 +1,4 @@
-"""The update rules against a hand computation of OPTIMIZERS.md, in float64.
+"""The update rules against a hand computation of docs/optimizers.md, in float64.
 
 The reference below uses only `torch.autograd.grad` and plain tensor arithmetic on a functional
 two-layer network; it shares no code with `trainers.optim`.
@@ -9,7 +9,7 @@ import torch
 
 from trainers.optim import create_optimizer, list_optimizers
 
-EPS = 1e-12  # OPTIMIZERS.md: added to every norm
+EPS = 1e-12  # docs/optimizers.md: added to every norm
 LR, MOMENTUM, WD, RHO, ETA = 0.1, 0.9, 5e-4, 0.05, 0.01
 
 
@@ -85,7 +85,7 @@ def run_optimizer(rule, w0, batches, scale=1.0, **options):
 
         def closure():
             opt.zero_grad()
-            loss = scale * torch.nn.functional.cross_entropy(model(x), y)
+            loss = scale * torch.nn.functional.cross_entropy(model(x), y)  # noqa: B023 (called in this iteration)
             loss.backward()
             return loss
 

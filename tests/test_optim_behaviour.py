@@ -185,7 +185,7 @@ def test_rules_train_in_float32_and_float64_on_cpu(rule, dtype):
 
 @pytest.mark.parametrize("rule", list_optimizers())
 def test_float32_steps_follow_the_float64_arithmetic(rule):
-    """In float32 the unit-gradient division happens inside torch's fused SGD kernel (issue 8);
+    """In float32 the unit-gradient division happens inside torch's fused SGD kernel;
     in float64 the gradients are divided first. Both are the same rule to float32 precision."""
     single = bn_model()
     double = copy.deepcopy(single).double()
@@ -209,7 +209,7 @@ def test_rules_on_cuda_match_cpu(rule):
 @pytest.mark.parametrize("rule", ["sgd", "sam"])
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_the_sgd_step_is_torch_sgd_bit_for_bit(rule, nesterov):
-    """The rules' shared SGD step (torch's fused kernel, issue 8) is torch.optim.SGD's arithmetic:
+    """The rules' shared SGD step (torch's fused kernel) is torch.optim.SGD's arithmetic:
     the sgd rule, and SAM with rho 0 (it climbs nowhere), must equal it exactly, momentum buffers
     included."""
     models = [bn_model(dtype=torch.float64) for _ in range(2)]

@@ -1,5 +1,5 @@
 """Placement by card and memory, without Ray: cards as nodes declare them, per-model resources in
-the spec, `gpu: auto` sizing and the per-card memory-cap arithmetic (issue 6)."""
+the spec, `gpu: auto` sizing and the per-card memory-cap arithmetic."""
 
 import argparse
 
@@ -10,7 +10,7 @@ from sweep.cluster.cards import CARD_LABEL, GIB, MEMORY_LABEL, Card, NodeCards, 
 from sweep.cluster.nodes import start_command
 from sweep.cluster.placement import CONTEXT_GB, MAX_PER_CARD, allocator_fraction, need_gb, plan
 from sweep.errors import UserError
-from sweep.spec.schema import validate_spec
+from sweep.spec import validate_spec
 
 # The paper's lab (Section 5): four workstations, four card models.
 LAB = [

@@ -6,12 +6,13 @@ without Ray (the report needs none); `tests/test_sweep.py` reports on a sweep Ra
 
 import csv
 import statistics
+from pathlib import Path
 
 import pytest
-from fake_sweep import log_trial, make_spec
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from helpers.fake_sweep import log_trial, make_spec
 from sweep import cli
 from sweep.report.data import build_report
 from sweep.report.render import FILES, render, write_report
@@ -167,7 +168,7 @@ def test_no_password_reaches_mlflow(tmp_path):
     client = MlflowClient(spec.tracking.mlflow_uri)
     parent = client.get_run(report.parent_id)
     stored = client.download_artifacts(report.parent_id, "sweep_spec.yaml", str(tmp_path))
-    text = open(stored).read()
+    text = Path(stored).read_text()
     assert "postgresql://sweeper:***@127.0.0.1:5432/studies" in text and secret not in text
     for run in client.search_runs([parent.info.experiment_id]):
         assert secret not in str(run.data.params) + str(run.data.tags)

@@ -1,11 +1,10 @@
-"""Checkpoints in S3-compatible storage through pyarrow (issue 6, the cluster profile), against a
+"""Checkpoints in S3-compatible storage through pyarrow (the cluster profile), against a
 real S3 server on loopback (moto's standalone server): a sweep whose trial fails after epoch 2
 resumes from the checkpoint it wrote to the bucket; unreachable endpoints and missing buckets
 are named before anything starts."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,14 @@ import ray
 from mlflow.tracking import MlflowClient
 from pyarrow import fs
 
+from helpers.servers import free_port
 from sweep.cluster.stores import check_checkpoints
-from sweep.spec.schema import validate_spec
+from sweep.spec import validate_spec
 from sweep.tuning.driver import run_sweep
 from sweep.tuning.trainable import FAULT_ENV
 
 pytestmark = pytest.mark.slow
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sweep-test", "AWS_SECRET_ACCESS_KEY": "sweep-test", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +31,7 @@ def s3(tmp_path_factory):
     log = tmp_path_factory.mktemp("s3") / "server.log"
     server = subprocess.Popen(
         [Path(sys.executable).parent / "moto_server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=open(log, "w"),
+        stdout=open(log, "w"),  # noqa: SIM115 (the server's log)
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )

@@ -7,9 +7,10 @@ import pytest
 from sweep import cli
 from sweep.errors import UserError
 from sweep.search.space import distributions, grid, search_budget
-from sweep.spec.schema import Range, load_spec, validate_spec
+from sweep.spec import Range, load_spec, validate_spec
 
-SPECS = sorted((Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "search_spaces").glob("*.yaml"))
 
 
 def minimal(**overrides):
@@ -150,3 +151,11 @@ def test_grid_sampler_tells_the_last_point_without_raising():
         study.tell(trial.number, 1.0)
     assert sorted(t.params["lr"] for t in study.trials) == [0.1, 0.2]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_the_spec_reference_in_docs_is_the_one_the_models_generate():
+    from sweep.spec import reference
+
+    assert (ROOT / "docs" / "spec.md").read_text(encoding="utf-8") == reference.render(), (
+        "regenerate it: python -m sweep.spec.reference > docs/spec.md"
+    )

@@ -1,6 +1,6 @@
 """End-to-end sweeps on a real local Ray (logical GPUs), real MLflow (SQLite) and real Optuna.
 
-One Ray session for the module: starting Ray costs seconds (PLATFORM_NOTES.md).
+One Ray session for the module: starting Ray costs seconds (docs/platform.md).
 """
 
 import json
@@ -9,11 +9,10 @@ import os
 import optuna
 import pytest
 import ray
-from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
-from sweep.spec.arm import Arm
-from sweep.spec.schema import validate_spec
+from helpers.figures import logged_epochs, record
+from sweep.spec import Arm, validate_spec
 from sweep.tuning.driver import run_sweep
 from sweep.tuning.trainable import FAULT_ENV
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
-from sweep.spec.arm import Arm
+from helpers.figures import logged_epochs, record
+from sweep.spec import Arm
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""MLflow down in the middle of a sweep (issue 7, failure 3): the journal keeps every tracking
+"""MLflow down in the middle of a sweep: the journal keeps every tracking
 event, a thread writes them once the server is back, and `sweep sync` replays what a server
 that never came back did not get. Nothing lost, nothing doubled.
 
@@ -9,31 +9,22 @@ sweeps on a local Ray against a real `mlflow server` that is killed and restarte
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import ray
-from figures import logged_epochs, record
 from mlflow.tracking import MlflowClient
 
+from helpers.figures import logged_epochs, record
+from helpers.servers import MlflowServer, free_port
 from sweep.cli import main
 from sweep.defaults import SPEC_FILE
-from sweep.spec.schema import dump_spec, validate_spec
+from sweep.spec import dump_spec, validate_spec
 from sweep.tracking import journal as journal_mod
 from sweep.tracking.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
 from sweep.tracking.runs import CURVES, SweepTracker
 from sweep.tuning.driver import run_sweep
-
-MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-
 
 # -- fast: the journal alone, on SQLite ---------------------------------------------------------
 
@@ -222,57 +213,6 @@ def test_sweep_sync_replays_a_journal_and_says_what_it_could_not(tmp_path, monke
 # -- slow: real sweeps, a real server that goes away --------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`mlflow server` on SQLite, stopped and started again on the same port and store."""
-
-    def __init__(self, root: Path):
-        self.root, self.port = root, free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        assert self.process is None, "already running"
-        command = [
-            MLFLOW,
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{self.root}/mlflow.db",
-            "--default-artifact-root",
-            str(self.root / "artifacts"),
-        ]
-        log = open(self.root / "server.log", "ab")  # noqa: SIM115 (the server's, closed with it)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.25)
-        raise RuntimeError(f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the whole group: uvicorn's worker too
-            self.process.wait(timeout=30)
-        self.process = None
-
-
 @pytest.fixture(scope="module")
 def ray_session():
     ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False)
@@ -282,8 +222,7 @@ def ray_session():
 
 @pytest.fixture
 def server(tmp_path):
-    server = Server(tmp_path)
-    server.start()
+    server = MlflowServer(tmp_path).start()
     yield server
     server.stop()
 
@@ -335,7 +274,7 @@ class Beside(threading.Thread):
             raise self.error
 
 
-def kill_after_first_epoch(server: Server, name: str, timeout: float = 120) -> None:
+def kill_after_first_epoch(server: MlflowServer, name: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while epochs_in_mlflow(server.uri, name) < 1:
         assert time.monotonic() < deadline, "no epoch reached MLflow"

@@ -12,12 +12,12 @@ from trainers.optim import list_optimizers
 from trainers.train import fit
 
 # Per-rule learning rates: the unit-gradient rules take steps of length lr whatever the loss,
-# so their useful lr differs from SGD's (OPTIMIZERS.md).
+# so their useful lr differs from SGD's (docs/optimizers.md).
 LR = {"sgd": 0.05, "ugd": 0.5, "sam": 0.05, "asam": 0.05, "sam_gns": 0.5}
 
 
 def digits_config(**overrides):
-    base = dict(dataset="digits", model="small_cnn", epochs=3, batch_size=32, num_threads=2, seed=0)
+    base = dict(dataset="digits", model="small_cnn", epochs=3, batch_size=32, seed=0)
     return TrainConfig(**{**base, **overrides})
 
 
@@ -110,7 +110,6 @@ def test_cifar_files_train_end_to_end(cifar_root):
                 batch_size=25,
                 val_fraction=0.2,
                 augment=True,
-                num_threads=2,
             )
         )
         assert final["status"] == "finished" and 0 <= final["test_acc"] <= 100

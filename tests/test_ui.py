@@ -2,7 +2,6 @@
 test_acc curves across them. Screenshots go to test-artifacts/ for a person to look at."""
 
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -11,9 +10,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fake_sweep import log_trial, make_spec
-from listening import listening_addresses
 
+from helpers.fake_sweep import log_trial, make_spec
+from helpers.listening import listening_addresses
+from helpers.servers import free_port
 from sweep.tracking.runs import SweepTracker
 
 pytestmark = [
@@ -24,12 +24,6 @@ pytestmark = [
     ),
 ]
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

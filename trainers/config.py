@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .data import get_dataset_info
 from .models import check_model_options, get_model_info
-from .optim import list_optimizers
+from .optim import get_rule
 
 
 class SyntheticData(BaseModel):
@@ -77,9 +77,7 @@ class TrainConfig(BaseModel):
     @field_validator("optimizer")
     @classmethod
     def _known_optimizer(cls, name: str) -> str:
-        known = list_optimizers()
-        if name not in known:
-            raise ValueError(f"unknown update rule {name!r}; known: {', '.join(known)}")
+        get_rule(name)  # raises ValueError listing the known rules
         return name
 
     @field_validator("dataset")

@@ -121,14 +121,14 @@ class Run:
         for x, y in self.train_batches:
             x, first = self._input(x), {}
 
-            def closure():
+            def closure():  # called by this step's opt.step only, so it reads this batch
                 opt.zero_grad(set_to_none=True)
                 # two-pass rules call this again at w + e, where BN statistics must stay still
                 with frozen_batchnorm_stats(model, getattr(opt, "perturbed", False)), self._autocast():
-                    logits = self.forward(x)
-                    loss = F.cross_entropy(logits.float(), y)
+                    logits = self.forward(x)  # noqa: B023
+                    loss = F.cross_entropy(logits.float(), y)  # noqa: B023
                 loss.backward()
-                first.setdefault("logits", logits.detach())
+                first.setdefault("logits", logits.detach())  # noqa: B023
                 return loss
 
             loss = opt.step(closure)

@@ -16,8 +16,8 @@ from trainers.errors import ConfigError, DataNotFoundError
 from trainers.models import get_model_info, list_models
 from trainers.optim import get_rule, list_optimizers
 
-from ..cluster import nodes as cluster
 from ..errors import UserError
+from . import cluster
 from . import sweeps as sweep_cmd
 from . import train as train_cmd
 from . import ui as ui_cmd

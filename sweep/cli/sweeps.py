@@ -13,7 +13,7 @@ from ..cluster.stores import check_stores
 from ..errors import UserError
 from ..report.render import render, write_report
 from ..search.space import search_budget
-from ..spec.schema import SweepSpec, load_spec
+from ..spec import SweepSpec, load_spec
 from ..tracking.journal import SYNC_WAIT_S, Journal, backlog
 from ..tracking.runs import SweepTracker
 from ..tuning.driver import check_new, find_sweep, ray_session, resume_sweep, run_sweep

@@ -1,9 +1,9 @@
 """GPU cards as a Ray node declares them: model and memory, as node labels.
 
 Ray's own accelerator type is useless for GeForce cards (an RTX 2080 Ti shows up as `G`,
-PLATFORM_NOTES.md), so every node started by `sweep cluster` (and the local Ray of the embedded
-profile) declares its cards itself, as labels that trials select with `bundle_label_selector`
-(issue 6). A label holds one value per node: a node with two different card models declares the
+docs/platform.md), so every node started by `sweep cluster` (and the local Ray of the embedded
+profile) declares its cards itself, as labels that trials select with `bundle_label_selector`.
+A label holds one value per node: a node with two different card models declares the
 smaller memory and the card label `mixed`, so a memory restriction never lands a trial on the
 smaller card by mistake.
 """

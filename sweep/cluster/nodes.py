@@ -1,7 +1,7 @@
 """`sweep cluster head|join|status`: Ray nodes that declare their cards, with token auth.
 
 `head` and `join` wrap `ray start`: they add the node's card model and memory as labels
-(sweep/cards.py), turn on Ray's token authentication (`RAY_AUTH_MODE=token`; the head creates the
+(sweep/cluster/cards.py), turn on Ray's token authentication (`RAY_AUTH_MODE=token`; the head creates the
 token, every other node and client reads the same file), and keep the dashboard on 127.0.0.1
 unless told otherwise: whoever reaches a Ray dashboard can run code on the cluster
 (CVE-2023-48022, docs/platform.md). `--dry-run` prints the exact command instead.
@@ -25,7 +25,8 @@ from ray._raylet import Config
 from ..errors import UserError
 from .cards import Card, NodeCards, cluster_cards, detect_cards, node_labels, parse_card
 
-DEFAULT_PORT = 6379  # Ray's; Redis often holds it, so it is a flag
+DEFAULT_PORT = 6379  # Ray's; Redis often holds it, so it is a flag (sweep cluster head --port)
+DASHBOARD_HOST, DASHBOARD_PORT = "127.0.0.1", 8265  # loopback: a reachable dashboard runs code
 TOKEN_ENV, TOKEN_PATH_ENV, MODE_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"
 
 
@@ -172,43 +173,3 @@ def render_status(nodes: list[NodeCards], held: dict[str, list[float]]) -> str:
         rows.append((node.node_id[:8], node.address, node.card or "-", memory, f"{node.gpus:g}", in_use))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
-
-
-def _node_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--card",
-        action="append",
-        default=[],
-        metavar="MODEL:GB",
-        help="declare a card, e.g. 'RTX 2080 Ti:11' (repeatable; default: the cards torch.cuda or nvidia-smi finds)",
-    )
-    parser.add_argument("--num-gpus", type=int, help="GPUs Ray schedules here (default: one per card)")
-    parser.add_argument("--num-cpus", type=int, help="CPU cores Ray schedules here (default: Ray's count)")
-    parser.add_argument(
-        "--token-file", type=Path, help="the cluster token (default: $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)"
-    )
-    parser.add_argument("--block", action="store_true", help="stay in the foreground (for containers)")
-    parser.add_argument("--dry-run", action="store_true", help="print the ray start command instead of running it")
-
-
-def add_parsers(commands) -> None:
-    cluster = commands.add_parser("cluster", help="start or inspect the Ray nodes of a lab cluster")
-    actions = cluster.add_subparsers(dest="action", required=True)
-
-    head_parser = actions.add_parser("head", help="start the head node (Ray, token auth, cards as labels)")
-    head_parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"Ray's port (default: {DEFAULT_PORT})")
-    head_parser.add_argument(
-        "--dashboard-host", default="127.0.0.1", help="address the dashboard listens on (default: 127.0.0.1)"
-    )
-    head_parser.add_argument("--dashboard-port", type=int, default=8265, help="dashboard port (default: 8265)")
-    _node_arguments(head_parser)
-    head_parser.set_defaults(handler=head)
-
-    join_parser = actions.add_parser("join", help="start a worker node that joins the head")
-    join_parser.add_argument("head_address", metavar="HEAD_ADDRESS", help="the head's host:port, e.g. 192.168.1.10:6379")
-    _node_arguments(join_parser)
-    join_parser.set_defaults(handler=join)
-
-    status_parser = actions.add_parser("status", help="nodes, their cards and the GPU fractions in use")
-    status_parser.add_argument("--address", help="the head's host:port (default: $RAY_ADDRESS, else this machine's cluster)")
-    status_parser.set_defaults(handler=status)

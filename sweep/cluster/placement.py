@@ -1,8 +1,8 @@
-"""Where each model's trials may run and how much of a card they take (issue 6).
+"""Where each model's trials may run and how much of a card they take.
 
 The spec gives each model a GPU fraction (or `auto`), and may restrict it to card models or to a
 minimum card memory. At the start of a sweep these are resolved against the cards the cluster's
-nodes declare (sweep/cards.py) into one Ray placement per model: a bundle of CPUs and a GPU
+nodes declare (sweep/cluster/cards.py) into one Ray placement per model: a bundle of CPUs and a GPU
 fraction, and a label selector naming the cards it may use. A spec that no node can satisfy is
 rejected before any trial starts.
 
@@ -12,7 +12,7 @@ pays: a card of M GiB takes floor(M / need) such trials, at most MAX_PER_CARD. R
 one number for every node, so it is sized on the smallest card the model may use; cards too
 small for even one trial are left out by the selector.
 
-Fractions are logical in Ray (PLATFORM_NOTES.md); each trial caps its own allocator to its share
+Fractions are logical in Ray (docs/platform.md); each trial caps its own allocator to its share
 less the context (`allocator_fraction`), so a trial that outgrows it fails alone with an
 out-of-memory error instead of starving its neighbours.
 """
@@ -27,7 +27,7 @@ from ray import tune
 from trainers.memory import estimate_train_memory
 
 from ..errors import UserError
-from ..spec.schema import SweepSpec
+from ..spec import SweepSpec
 from .cards import CARD_LABEL, GIB, NodeCards, card_label
 
 CONTEXT_GB = 0.5  # CUDA context, cuBLAS/cuDNN handles: per process, outside the caching allocator

@@ -1,5 +1,5 @@
 """A Ray actor that answers whether a path exists on its node (the shared-folder check in
-sweep/stores.py). Its own module, importing nothing heavy: every node unpickles it."""
+sweep/cluster/stores.py). Its own module, importing nothing heavy: every node unpickles it."""
 
 import os
 

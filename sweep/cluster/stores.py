@@ -22,7 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..errors import UserError
 from ..redact import redact
-from ..spec.schema import Checkpoints, SweepSpec
+from ..spec import Checkpoints, SweepSpec
 from .probe import Probe
 
 TIMEOUT_S = 5  # per check: a store that answers slower than this is not usable for a sweep
@@ -82,7 +82,7 @@ def check_database(field: str, url: str) -> str | None:
         return _sqlite_folder(field, url)
     try:
         engine = sqlalchemy.create_engine(url, connect_args=_connect_timeout(url))
-    except Exception as err:  # unknown dialect, missing driver, malformed URL
+    except Exception as err:  # noqa: BLE001 (unknown dialect, missing driver, malformed URL: all bad input)
         return f"{field}: {redact(url)} is not a usable database URL ({str(err).splitlines()[0]})"
     try:
         with engine.connect():

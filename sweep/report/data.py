@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from ..errors import UserError
-from ..spec.arm import Arm, searched
+from ..spec import Arm, searched
 from ..tracking.schema import (
     ARM_TAG,
     METRIC,

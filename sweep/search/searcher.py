@@ -17,8 +17,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from ..spec.arm import Arm
-from ..spec.schema import SweepSpec
+from ..spec import Arm, SweepSpec
 from ..tracking.schema import METRIC, MODE, Outcome, Phase, TrialConfig
 from . import space
 

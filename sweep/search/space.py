@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
-from ..spec.schema import Choice, Dimension, Range, SweepSpec
+from ..spec import Choice, Dimension, Range, SweepSpec
 
 SEED = "seed"  # the grid's extra dimension
 

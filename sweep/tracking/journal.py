@@ -1,6 +1,6 @@
 """The sweep's tracking journal: every MLflow write goes through a local file first.
 
-The Tune callback (sweep/tracking.py) appends one JSON line per tracking event to
+The Tune callback (sweep/tracking/callback.py) appends one JSON line per tracking event to
 `mlflow_journal.jsonl` in the sweep's checkpoint folder, flushed and fsync'd before the callback
 returns, so nothing a trial reported is lost if MLflow is down or the driver dies. A thread in
 the driver applies the events in order through `SweepTracker`, whose methods are idempotent;
@@ -18,16 +18,25 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import defaults
 from ..redact import redact
+from .journal_files import (
+    JOURNAL,
+    LOCK,
+    OFFSET,
+    REFUSED,
+    Backlog,
+    backlog,
+    open_for_append,
+    read_offset,
+    whole_lines,
+    write_offset,
+)
 from .schema import Event
 
-JOURNAL, OFFSET, LOCK = "mlflow_journal.jsonl", "mlflow_journal.offset", "mlflow_journal.lock"
-REFUSED = "mlflow_journal.refused.jsonl"  # events MLflow refused as invalid, kept with the reason
 # An event MLflow refuses as invalid (a run deleted in the UI mid-sweep, a value over its limits)
 # would be refused forever and hold back every event after it: after this many refusals in a row
 # it is set aside in REFUSED, said on the terminal, and the journal goes on.
@@ -45,15 +54,6 @@ RETRY_S = (0.5, 5.0)  # wait after a failed attempt: the first, doubling up to t
 SHORT_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
-@dataclass
-class Backlog:
-    """Journal events not in MLflow yet."""
-
-    events: int = 0
-    epochs: int = 0
-    trials: int = 0
-
-
 class Journal:
     """One sweep's journal: appended to by the Tune callback, applied by a background thread."""
 
@@ -62,8 +62,8 @@ class Journal:
         self.path, self.offset_path = self.folder / JOURNAL, self.folder / OFFSET
         self.folder.mkdir(parents=True, exist_ok=True)
         self._writer = None  # opened by the first append: `sweep sync` only reads
-        self._seq, self._end = _whole_lines(self.path)
-        self._applied, self._applied_events = _read_offset(self.offset_path, self._end)
+        self._seq, self._end = whole_lines(self.path)
+        self._applied, self._applied_events = read_offset(self.offset_path, self._end)
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -77,7 +77,7 @@ class Journal:
         """Write one event, durably, and wake the applier."""
         with self._cond:
             if self._writer is None:
-                self._writer = _open_for_append(self.path, self._end)
+                self._writer = open_for_append(self.path, self._end)
             line = json.dumps({"seq": self._seq, "kind": kind, **fields}, default=str, separators=(",", ":"))
             self._writer.write(line.encode() + b"\n")
             self._writer.flush()
@@ -160,7 +160,7 @@ class Journal:
                 self._applied, self._applied_events = start + len(line), self._applied_events + 1
                 self.last_error = ""
                 self._cond.notify_all()
-            _write_offset(self.offset_path, self._applied, self._applied_events)
+            write_offset(self.offset_path, self._applied, self._applied_events)
 
     def _set_aside(self, line: bytes, err: Exception) -> None:
         """Keep a refused event, with MLflow's reason, in REFUSED, and say so once."""
@@ -247,28 +247,6 @@ _APPLY: dict[str, Callable[[Journal, dict[str, Any]], None]] = {
     Event.FINISH: lambda journal, event: journal.tracker.finish(event["best"]),
 }
 
-
-def backlog(folder: Path) -> Backlog:
-    """Count the events of a sweep's journal past its applied offset."""
-    path = Path(folder) / JOURNAL
-    if not path.exists():
-        return Backlog()
-    start, _ = _read_offset(Path(folder) / OFFSET, path.stat().st_size)
-    left, trials = Backlog(), set()
-    with open(path, "rb") as reader:
-        reader.seek(start)
-        for line in reader:
-            if not line.endswith(b"\n"):
-                break
-            event = json.loads(line)
-            left.events += 1
-            left.epochs += event["kind"] == Event.EPOCH
-            if event.get("trial"):
-                trials.add(event["trial"])
-    left.trials = len(trials)
-    return left
-
-
 # -- one journal per sweep folder in this process: the Tune callback (a new one, or the one Tune
 # unpickled on `sweep resume`) and the end of the sweep share it, so one thread applies in order.
 
@@ -289,47 +267,6 @@ def close_journal(journal: Journal) -> None:
     with _open_lock:
         _open.pop(journal.folder.resolve(), None)
     journal.close()
-
-
-# -- files --------------------------------------------------------------------------------------
-
-
-def _open_for_append(path: Path, end: int):
-    """Append mode, after cutting a torn last line (a driver killed mid-write) that no callback
-    ever returned from: the journal holds whole lines only, up to `end`."""
-    if path.exists() and path.stat().st_size > end:
-        with open(path, "r+b") as file:
-            file.truncate(end)
-    return open(path, "ab")  # kept open while the sweep runs
-
-
-def _whole_lines(path: Path) -> tuple[int, int]:
-    """(count, end in bytes) of the journal's whole lines."""
-    count = end = 0
-    if path.exists():
-        with open(path, "rb") as file:
-            for line in file:
-                if not line.endswith(b"\n"):
-                    break
-                count, end = count + 1, end + len(line)
-    return count, end
-
-
-def _read_offset(path: Path, size: int) -> tuple[int, int]:
-    """(bytes, events) already applied; from the start if the offset is missing or does not fit
-    the journal (re-applying is harmless)."""
-    try:
-        saved = json.loads(path.read_text())
-        done, events = int(saved["bytes"]), int(saved["events"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0, 0
-    return (done, events) if 0 <= done <= size else (0, 0)
-
-
-def _write_offset(path: Path, done: int, events: int) -> None:
-    temp = path.with_suffix(".tmp")
-    temp.write_text(json.dumps({"bytes": done, "events": events}))
-    os.replace(temp, path)  # no fsync: an offset that lags only means harmless re-applying
 
 
 def _first_line(err: Exception) -> str:

@@ -1,30 +1,26 @@
 """MLflow: one experiment per sweep, a parent run per sweep, a child run per trial, every epoch once.
 
-`MlflowTracking` is a Ray Tune callback that runs in the driver: trials only report to Tune,
-and this is the one writer to the tracking store (a SQLite file locks under parallel writers).
+Trials only report to Tune; in the driver, `SweepTracker` is the one writer to the tracking store
+(a SQLite file locks under parallel writers).
 A trial's epochs go out as one `log_batch` request per epoch with `step=epoch`. A retried or
 resumed trial replays epochs after its last checkpoint; those already logged are skipped, so
 no (metric, step) point is ever written twice.
 
-The callback does not call MLflow itself: it appends each event to the sweep's journal
-(sweep/journal.py), and the journal's thread applies them through `SweepTracker`, whose every
-method is idempotent, so an MLflow server that is down stalls neither Tune nor the trials and
+The Tune callback (sweep/tracking/callback.py) does not call MLflow itself: it appends each event
+to the sweep's journal (sweep/tracking/journal.py), and the journal's thread applies them through
+`SweepTracker`, whose every method is idempotent, so an MLflow server that is down stalls neither Tune nor the trials and
 an event applied twice (after an outage, a killed driver or `sweep sync`) is written once.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
-from ray.tune import Callback
 
-from ..spec.arm import searched
-from ..spec.schema import SweepSpec, dump_spec
-from .journal import open_journal
+from ..spec import SweepSpec, dump_spec, searched
 from .schema import (
     ARM_TAG,
     BEST_TAG_PREFIX,
@@ -43,7 +39,6 @@ from .schema import (
     STUDY_TRIAL_TAG,
     TRIAL_TAG,
     WHERE_TAGS,
-    Event,
     Outcome,
     Phase,
 )
@@ -80,7 +75,7 @@ class SweepTracker:
     """The sweep's MLflow records, found again by their tags after a driver restart."""
 
     def __init__(self, spec: SweepSpec):
-        self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec, redact=True)
+        self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec, redacted=True)
         self._summary = {
             "dataset": spec.dataset,
             "models": ",".join(spec.models),
@@ -224,45 +219,3 @@ class SweepTracker:
         ]
         self.client.log_batch(self.parent, tags=tags)
         self.client.set_terminated(self.parent, "FINISHED")
-
-
-class MlflowTracking(Callback):
-    """Ray Tune callback writing the sweep's tracking events to its journal (in `folder`), from
-    which the journal's thread feeds a SweepTracker; nothing here waits for MLflow."""
-
-    def __init__(self, tracker: SweepTracker, folder: Path):
-        self.tracker, self.folder = tracker, Path(folder)
-
-    def _event(self, kind: str, trial=None, **fields) -> None:
-        if trial is not None:
-            fields = {"trial": trial.trial_id, "config": trial.config, **fields}
-        open_journal(self.folder, self.tracker).append(kind, **fields)
-
-    def setup(self, **info) -> None:
-        self._event(Event.SWEEP)  # the parent exists before the first child
-
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self._event(Event.START, trial)  # a trial that fails at once is still on record
-
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self._event(Event.EPOCH, trial, result={key: value for key, value in result.items() if key != "config"})
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        status = (trial.last_result or {}).get("status", Outcome.RUNNING)
-        self._event(Event.END, trial, outcome=Outcome.STOPPED_EARLY if status == Outcome.RUNNING else status)
-
-    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        self._event(Event.FAILURE, trial, error=_error_text(trial), final=False)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._event(Event.FAILURE, trial, error=_error_text(trial), final=True)
-        self._event(Event.END, trial, outcome=Outcome.FAILED)
-
-
-def _error_text(trial) -> str:
-    """The trial's traceback as Tune wrote it (error.txt in its folder), if any."""
-    path = trial.error_file
-    try:
-        return Path(path).read_text() if path else ""
-    except OSError:
-        return ""

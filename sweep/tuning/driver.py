@@ -28,9 +28,10 @@ from ..defaults import SPEC_FILE
 from ..errors import UserError
 from ..search import space
 from ..search.searcher import ArmSearcher
-from ..spec.schema import SweepSpec, dump_spec, load_spec
+from ..spec import SweepSpec, dump_spec, load_spec
+from ..tracking.callback import MlflowTracking
 from ..tracking.journal import close_journal, open_journal
-from ..tracking.runs import MlflowTracking, SweepTracker
+from ..tracking.runs import SweepTracker
 from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
 from .progress import Progress
 from .trainable import train_trial
@@ -68,7 +69,7 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         use_cluster_token()  # a cluster started by `sweep cluster head` refuses clients without it
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        # address="local": never attach to a stale cluster record (PLATFORM_NOTES.md); no dashboard;
+        # address="local": never attach to a stale cluster record (docs/platform.md); no dashboard;
         # this machine's cards declared as a cluster node would, for placement by card
         labels = node_labels(detect_cards())
         ray.init(address="local", include_dashboard=False, labels=labels, logging_level=logging.WARNING)
@@ -83,12 +84,11 @@ def _trainable(spec: SweepSpec):
     placements = placement.plan(spec, cluster_cards())
     for where in placements.values():
         print(f"placement {where.describe()}", flush=True)
-    if not spec.max_concurrent:
-        # With a custom searcher Tune keeps one trial pending at a time, so a cluster of many
-        # slots fills one actor start after another (seen: four 0.25-GPU trials ran one at a
-        # time). Let it queue as many as the cluster could run at once.
-        if PENDING_ENV not in _USERS_ENV:
-            os.environ[PENDING_ENV] = str(_slots(placements.values()))
+    # With a custom searcher Tune keeps one trial pending at a time, so a cluster of many slots
+    # fills one actor start after another (seen: four 0.25-GPU trials ran one at a time). Let it
+    # queue as many as the cluster could run at once, unless the user capped it.
+    if not spec.max_concurrent and PENDING_ENV not in _USERS_ENV:
+        os.environ[PENDING_ENV] = str(_slots(placements.values()))
     return tune.with_resources(train_trial, placement.PlacementByModel(placements))
 
 

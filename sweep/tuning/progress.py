@@ -7,7 +7,7 @@ from typing import TextIO
 
 from ray.tune import Callback
 
-from ..spec.arm import searched
+from ..spec import searched
 from ..tracking.schema import METRIC
 
 

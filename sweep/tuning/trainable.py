@@ -2,7 +2,7 @@
 
 Each epoch's metrics go to Ray Tune with `tune.report`, with a checkpoint every `checkpoint_every`
 epochs and at the end, so a retried or resumed trial continues from its last checkpoint. MLflow
-logging happens in the driver (sweep/tracking.py), which keeps the SQLite store single-writer.
+logging happens in the driver (sweep/tracking/runs.py), which keeps the SQLite store single-writer.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The paper's update rules on one base optimizer, SGD (OPTIMIZERS.md).
+"""The paper's update rules on one base optimizer, SGD (docs/optimizers.md).
 
     opt = create_optimizer("sam_gns", model.parameters(), lr=0.1, rho=0.05)
     opt.step(closure)          # every rule; two-pass rules call the closure twice

@@ -1,7 +1,7 @@
 """Foreach helpers shared by the update rules: gather gradients, global norm, in-place scaling.
 
 Every helper works on whole lists of tensors (`torch._foreach_*`), and none reads a value back to
-the host, so a step never synchronises with the GPU (OPTIMIZERS.md, "Speed rules").
+the host, so a step never synchronises with the GPU (docs/optimizers.md, "How the code realises it").
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.optim.sgd import sgd as torch_sgd  # torch.optim.SGD's functional form
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
-# ε of OPTIMIZERS.md: added to a norm, never inside the square root.
+# ε of docs/optimizers.md: added to a norm, never inside the square root.
 NORM_EPS = 1e-12
 # Devices with torch's fused SGD kernel (torch.optim picks from the same list).
 FUSED_DEVICES = frozenset(_get_fused_kernels_supported_devices())
@@ -26,7 +26,7 @@ def params_with_grad(group: dict) -> tuple[list[Tensor], list[Tensor]]:
 
 
 def global_norm(tensor_lists: Iterable[list[Tensor]]) -> Tensor:
-    """L2 norm over every tensor of every list, as one vector: one number per step (OPTIMIZERS.md)."""
+    """L2 norm over every tensor of every list, as one vector: one number per step (docs/optimizers.md)."""
     tensors = [t for tensors in tensor_lists for t in tensors]
     return torch.nn.utils.get_total_norm(tensors, norm_type=2.0)
 
@@ -56,7 +56,7 @@ def sgd_step_(optimizer: torch.optim.SGD, divisor: Tensor | None = None) -> None
     """torch.optim.SGD's step (coupled weight decay, momentum, optional Nesterov) on the gradients
     now in `p.grad`, each first divided by the 0-d tensor `divisor` when given, in torch's fused
     SGD kernel where the device has one: one pass over each parameter, its gradient and its
-    momentum buffer, no allocation after the first step, no host synchronisation (issue 8; the
+    momentum buffer, no allocation after the first step, no host synchronisation (benchmarks/update_cost.py; the
     division is the kernel's gradient unscaling, so `g / (‖g‖ + ε)` is not a pass of its own).
     The momentum buffers live in `optimizer.state[p]["momentum_buffer"]`, as torch.optim.SGD keeps
     them, so checkpoints of either load into the other.

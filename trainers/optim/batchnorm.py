@@ -1,6 +1,6 @@
 """Freeze BatchNorm running statistics for the second pass of a two-pass rule.
 
-The second forward pass at `w + e` must not move the running mean and variance (OPTIMIZERS.md,
+The second forward pass at `w + e` must not move the running mean and variance (docs/optimizers.md,
 step 3), but it must still normalise with the batch's own statistics, so the model stays in
 train mode. Switching `track_running_stats` off for the pass does exactly that: a BatchNorm in
 train mode then uses batch statistics and neither updates its running buffers nor counts the

@@ -1,7 +1,7 @@
 """The update-rule registry: one entry per rule, with the flags a training loop needs.
 
 A loop asks the registry how many passes a rule takes and which hyperparameters it reads, and
-never branches on a rule's name (ARCHITECTURE.md, "registries rather than chains of if").
+never branches on a rule's name (docs/architecture.md, "Dependency directions").
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def create_optimizer(
     """Build rule `name` over `params` on SGD(lr, momentum, weight_decay, nesterov, dampening=0).
 
     `lr` is the step size, `rho` the climb radius of the two-pass rules, `eta` ASAM's offset in
-    `T = |w| + eta`; a rule ignores the options it does not use (OPTIMIZERS.md, "Interfaces").
+    `T = |w| + eta`; a rule ignores the options it does not use (docs/optimizers.md, "Defaults and validation").
     """
     rule = get_rule(name)
     extra = {key: value for key, value in (("rho", rho), ("eta", eta)) if key in rule.uses}

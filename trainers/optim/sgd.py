@@ -1,5 +1,5 @@
-"""SGD, the base of every rule (OPTIMIZERS.md): torch.optim.SGD's arithmetic on the SGD step all
-the rules share (`_grads.sgd_step_`, torch's fused kernel where the device has one; issue 8), so
+"""SGD, the base of every rule (docs/optimizers.md): torch.optim.SGD's arithmetic on the SGD step all
+the rules share (`_grads.sgd_step_`, torch's fused kernel where the device has one), so
 "x sgd" in the benchmarks compares passes, not kernels.
 """
 

@@ -1,4 +1,4 @@
-"""Which addresses a port listens on, from the kernel's socket table: the exposure tests (issue 7)."""
+"""Which addresses a port listens on, from the kernel's socket table: the exposure tests."""
 
 import socket
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Figures of the failure tests (issue 7, "Report the figures"): each test that injects a failure
+"""Figures of the failure tests: each test that injects a failure
 records how many trials and epochs it ran, how many epochs were trained twice (redone), and how
 many a child run lacks (lost) or holds twice (doubled) in MLflow, all counted from the run, never
 written in. `python -m benchmarks.failures` runs those tests and prints the table."""

@@ -1,7 +1,7 @@
 """Sweeps written straight through the real tracking code into a real SQLite MLflow store, without
 Ray: for the report and UI tests, which read MLflow only."""
 
-from sweep.spec.schema import validate_spec
+from sweep.spec import validate_spec
 
 
 def make_spec(tmp_path, name="fake", **overrides):

@@ -1,0 +1,82 @@
+"""A spec from YAML: size and encoding limits, `--set a.b=value` overrides, and pydantic's errors
+rewritten as one `field.path: message` line each, the path as the user wrote it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from trainers.config import describe_errors
+
+from ..errors import UserError
+from ..redact import redact
+from .schema import SweepSpec
+from .sections import DIMENSION_TAGS
+
+MAX_SPEC_BYTES = 1_000_000  # a spec is a page of YAML; anything larger is refused before parsing
+
+
+def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read a YAML spec, apply `--set a.b=value` overrides, validate. Raises UserError."""
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_SPEC_BYTES:  # a spec is a page of YAML; refuse before parsing it
+            raise UserError([f"{path}: {size} bytes, larger than a spec's {MAX_SPEC_BYTES} bytes"])
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise UserError([f"{path}: {err.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise UserError([f"{path}: not UTF-8 text"]) from None
+    except yaml.YAMLError as err:
+        raise UserError([f"{path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
+    if not isinstance(raw, dict):
+        raise UserError([f"{path}: expected a mapping of spec fields"])
+    for item in overrides:
+        apply_override(raw, item)
+    return validate_spec(raw)
+
+
+def apply_override(raw: dict, item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise UserError([f"--set {item}: expected key=value, e.g. search.trials_per_arm=2"])
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError([f"--set {item}: {part} is not a mapping"])
+    try:
+        node[leaf] = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError([f"--set {item}: value is not valid YAML"]) from None
+
+
+def validate_spec(raw: dict) -> SweepSpec:
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as err:
+        raise UserError([_nest(line) for line in describe_errors(err)]) from None
+
+
+def _nest(line: str) -> str:
+    """pydantic reports a model-level error at its parent's path with the field in the message
+    (`search.space.rho: low: must be > 0`); join the two into one path."""
+    path, _, message = line.partition(": ")
+    # the union's tag is no part of the path a user wrote
+    path = ".".join(part for part in path.split(".") if part not in DIMENSION_TAGS)
+    inner, sep, rest = message.partition(": ")
+    if sep and all(part.isidentifier() for part in inner.split(".")):
+        return f"{path}.{inner}: {rest}"
+    return f"{path}: {message}"
+
+
+def dump_spec(spec: SweepSpec, redacted: bool = False) -> str:
+    """The spec as YAML; with `redacted`, passwords in the tracking URIs become *** (for copies that
+    others read: the MLflow parent run)."""
+    data = spec.model_dump(mode="json")
+    if redacted:
+        data["tracking"] = {key: redact(uri) for key, uri in data["tracking"].items()}
+    return yaml.safe_dump(data, sort_keys=False)
