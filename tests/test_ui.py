@@ -26,10 +26,11 @@ pytestmark = [
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
 
-@pytest.fixture
-def ui(tmp_path):
-    """A finished sweep with five trials, served by `sweep ui` on a loopback port."""
-    spec = make_spec(tmp_path, "browsed", optimizers=["sgd", "sam_gns"])
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """A finished sweep with five trials, served by `sweep ui` on a loopback port (one server for
+    the module: the tests only read it, and it takes seconds to start)."""
+    spec = make_spec(tmp_path_factory.mktemp("ui"), "browsed", optimizers=["sgd", "sam_gns"])
     tracker = SweepTracker(spec)
     for i, (rule, lr) in enumerate([("sgd", 0.1), ("sgd", 0.3), ("sam_gns", 0.2), ("sam_gns", 0.6), ("sam_gns", 1.0)]):
         log_trial(tracker, f"t{i}", rule, lr, 0, 80.0 + i, [40 + 5 * i, 60 + 3 * i, 70 + 2 * i])

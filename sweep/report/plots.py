@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only: no display on a head node
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..spec import Arm
 from .data import SweepReport
 
 
@@ -47,10 +48,10 @@ def lr_rho(report: SweepReport, path: Path) -> None:
     done = [r for r in report.runs if r.phase == "search" and r.outcome == "finished"]
     scale = [r.final["test_acc"] for r in done] or [0.0, 100.0]
     for ax, rule in zip(axes[0], report.rules):
-        mine = [r for r in done if r.arm.endswith(f"/{rule}")]
+        mine = [r for r in done if Arm.parse(r.arm).rule == rule]
         uses_rho = any(float(r.train["rho"]) != float(mine[0].train["rho"]) for r in mine) if mine else False
         for marker, model in zip(markers, report.models):
-            runs = [r for r in mine if r.arm == f"{model}/{rule}"]
+            runs = [r for r in mine if r.arm == Arm(model, rule).key]
             if not runs:
                 continue
             lr = [float(r.train["lr"]) for r in runs]
