@@ -50,6 +50,13 @@ def s3_endpoint() -> str | None:
     return _env(S3_ENDPOINT_ENV)
 
 
+def command(verb: str, name: str, storage: Path) -> str:
+    """`sweep VERB NAME` as a user types it to continue a sweep, with `--storage` when the sweep's
+    checkpoint folder is not the one the command finds by default."""
+    default = Path(storage).resolve() == checkpoints().resolve()
+    return f"sweep {verb} {name}" + ("" if default else f" --storage {storage}")
+
+
 def reports(name: str) -> Path:
     return Path(REPORTS) / name
 

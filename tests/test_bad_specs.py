@@ -44,6 +44,7 @@ def changed(path: str, value):
 
 
 DELETE = object()
+BIG_GRID = {**GOOD, "seeds": list(range(100)), "search": {"method": "grid", "space": {"lr": {"choices": list(range(1, 102))}}}}
 CORPUS = [  # (spec, the field path the first problem names)
     (changed("name", DELETE), "name"),
     (changed("name", ""), "name"),
@@ -98,6 +99,24 @@ CORPUS = [  # (spec, the field path the first problem names)
     (changed("tracking", {"mlflow_uri": "sqlite:///a.db", "optuna_storage": "sqlite:///a.db"}), "tracking.optuna_storage"),
     (changed("checkpoints.every", 0), "checkpoints.every"),
     (changed("extra_key", True), "extra_key"),
+    # arms listed twice
+    (changed("models", ["small_cnn", "small_cnn"]), "models"),
+    (changed("optimizers", ["sgd", "sam", "sam"]), "optimizers"),
+    # counts no real sweep reaches (sweep/spec/limits.py)
+    (changed("train.epochs", 10**12), "train.epochs"),
+    (changed("search.trials_per_arm", 10**9), "search.trials_per_arm"),
+    (changed("confirm_seeds", 10**6), "confirm_seeds"),
+    (changed("seeds", list(range(1001))), "seeds"),
+    (changed("retries", 101), "retries"),
+    (BIG_GRID, "search.space"),
+    # what only building the trials shows
+    (changed("train.model_options", {"width": -3}), "train.model_options"),
+    (changed("train.model_options", {"width": "wide"}), "train.model_options"),
+    (changed("train.batch_size", 5000), "train.batch_size"),
+    (
+        {**GOOD, "dataset": "synthetic", "train": {"batch_size": 1, "val_fraction": 0.9, "synthetic": {"images": 2}}},
+        "train.val_fraction",
+    ),
 ]
 
 
@@ -115,6 +134,14 @@ def test_corpus_of_bad_specs_is_refused_naming_the_field(spec, path, tmp_path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # nothing started, nothing written
 
 
+# "billion laughs": nine lists of nine references to the one before, 9**9 strings once expanded
+LAUGHS = b"a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + b"".join(
+    b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 9)) for i in range(8)
+)
+DEEP_MAPPING = b"".join(b" " * i + b"k:\n" for i in range(100)) + b" " * 100 + b"x: 1\n"
+
+
+@pytest.mark.timeout(20)  # the alias bomb and the deep document are refused at once, not expanded
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -123,14 +150,57 @@ def test_corpus_of_bad_specs_is_refused_naming_the_field(spec, path, tmp_path, c
         (b"name: [unclosed\n", "not valid YAML"),
         (b"\xff\xfe\x00binary", "not UTF-8 text"),
         (b"name: x\n" + b"# padding\n" * 200_000, "larger than"),
+        (b"a: " + b"[" * 100_000, ":1: mappings and lists nested more than 50 deep"),
+        (DEEP_MAPPING, ":51: mappings and lists nested more than 50 deep"),
+        (LAUGHS, ":1: anchors and aliases (&name, *name) are not accepted"),
+        (b"name: x\nseeds: [" + b"0, " * 300_000 + b"0]\n", ":2: more than 20000 keys and values"),
+        (b"name: a\ndataset: digits\nname: b\n", ":3: key `name` given twice (first on line 1)"),
+        (b"search:\n  space:\n    lr: 0.1\n    lr: 0.2\n", ":4: key `lr` given twice (first on line 3)"),
+        (b"name: good\nmodels: [a, b\noptimizers: [sgd]\n", ":3:11: not valid YAML: expected ',' or ']'"),
+        (b"name: good\n\tdataset: digits\n", ":2:1: not valid YAML"),
+        (b"name: good\nretries: " + b"9" * 5000 + b"\n", ":2: 999"),  # longer than Python reads as an int
+        (b"name: 2024-13-45\n", ":1: 2024-13-45: month must be in 1..12"),
     ],
 )
-def test_unreadable_spec_files_get_one_line(tmp_path, capsys, content, message):
+def test_unreadable_spec_files_get_one_line(tmp_path, capsys, monkeypatch, content, message):
     file = tmp_path / "spec.yaml"
     file.write_bytes(content)
-    assert cli.main(["validate", str(file)]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(str(file)) and message in line
+    monkeypatch.chdir(tmp_path)
+    for command in ("validate", "run"):
+        assert cli.main([command, str(file)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(str(file)) and message in line and "Traceback" not in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # nothing started, nothing written
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (changed("models", ["small_cnn", "small_cnn"]), "models: small_cnn listed twice"),
+        (changed("optimizers", ["sgd", "sam", "sam"]), "optimizers: sam listed twice"),
+        (changed("train.epochs", 10**12), "train.epochs: must be <= 10000 in a sweep (got 1000000000000)"),
+        (changed("search.trials_per_arm", 10**9), "search.trials_per_arm: Input should be less than or equal to 10000"),
+        (changed("confirm_seeds", 10**6), "confirm_seeds: Input should be less than or equal to 1000 (got 1000000)"),
+        (changed("seeds", list(range(1001))), "seeds: List should have at most 1000 items"),
+        (
+            BIG_GRID,
+            "search.space: a grid of 10100 trials per arm for sgd (choices x seeds: 101 x 100); at most 10000",
+        ),
+        (
+            changed("train.model_options", {"width": -3}),
+            "train.model_options: small_cnn width must be >= 1, got -3 (arms small_cnn/sgd, small_cnn/sam_gns)",
+        ),
+        (
+            changed("train.batch_size", 5000),
+            "train.batch_size: must be at most 1294, the training split "
+            "(1438 training images of digits, less 144 held out by val_fraction 0.1) (got 5000)",
+        ),
+    ],
+)
+def test_new_refusals_say_what_is_accepted(spec, message):
+    with pytest.raises(UserError) as err:
+        validate_spec(spec)
+    assert any(problem.startswith(message) for problem in err.value.problems), err.value.problems
 
 
 def exit_code(argv) -> int:
@@ -150,6 +220,10 @@ def exit_code(argv) -> int:
         ["run", "x.yaml", "--set", "=1"],
         ["run", "x.yaml", "--set", "noequals"],
         ["run", "x.yaml", "--set", "search.trials_per_arm=[unclosed"],
+        ["run", "x.yaml", "--set", "search.space=&a {lr: *a}"],  # the file's loader: no aliases
+        ["run", "x.yaml", "--set", "search.space={lr: 0.1, lr: 0.2}"],
+        ["run", "x.yaml", "--set", "train.model_options=" + "[" * 100 + "]" * 100],
+        ["run", "x.yaml", "--set", "a." * 60 + "b=1"],
     ],
 )
 def test_bad_command_lines_exit_2(argv, tmp_path, monkeypatch, capsys):

@@ -214,13 +214,14 @@ def test_data_shape_matches_the_loaded_data_sets(tmp_path, cifar_root):
     for name, options in [("digits", {}), ("synthetic", {"images": 12, "image_size": 16, "channels": 3, "num_classes": 5})]:
         data, shape = load_dataset(name, tmp_path, **options), data_shape(name, **options)
         assert shape.images == len(data.train) + len(data.test)
+        assert shape.train_images == len(data.train)  # what `sweep validate` checks a batch against
         assert (shape.channels, shape.side, shape.side) == tuple(data.train.images.shape[1:])
         assert shape.num_classes == data.num_classes
     root, _ = cifar_root  # tiny files in CIFAR's format: classes and image shape are the real ones
     for name in ("cifar10", "cifar100"):
         data, shape = load_dataset(name, root), data_shape(name)
         assert (shape.num_classes, shape.channels, shape.side) == (data.num_classes, *data.train.images.shape[1:3])
-    assert data_shape("cifar10").images == 60_000
+    assert data_shape("cifar10").images == 60_000 and data_shape("cifar10").train_images == 50_000
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

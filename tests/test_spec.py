@@ -159,3 +159,23 @@ def test_the_spec_reference_in_docs_is_the_one_the_models_generate():
     assert (ROOT / "docs" / "spec.md").read_text(encoding="utf-8") == reference.render(), (
         "regenerate it: python -m sweep.spec.reference > docs/spec.md"
     )
+
+
+def test_sweep_schema_prints_a_json_schema_every_shipped_spec_meets(capsys):
+    import json
+
+    import jsonschema
+
+    from sweep.spec.safe_yaml import parse
+
+    assert cli.main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert {"name", "dataset", "models", "optimizers", "train", "search", "seeds", "resources"} <= set(schema["properties"])
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in SPECS:
+        assert [error.message for error in validator.iter_errors(parse(path.read_text()))] == [], path.name
+    # what an editor then flags: an unknown key, a model not in the registry, a train field misspelt, a GPU share of 2
+    bad = {**parse(SPECS[0].read_text()), "colour": 1, "models": ["resnet19"], "train": {"epoch": 3}, "resources": {"gpu": 2}}
+    flagged = {tuple(error.absolute_path) for error in validator.iter_errors(bad)}
+    assert {(), ("models", 0), ("train",), ("resources", "gpu")} <= flagged, flagged

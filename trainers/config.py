@@ -132,6 +132,12 @@ def describe_errors(error: ValidationError) -> list[str]:
         where = ".".join(str(part) for part in problem["loc"])
         # a check on a whole mapping names the offending key itself; echo only plain values
         shown = problem["type"] != "missing" and not isinstance(problem["input"], dict)
-        got = f" (got {problem['input']!r})" if shown else ""
+        got = f" (got {_shown(problem['input'])})" if shown else ""
         lines.append(f"{where}: {message}{got}")
     return lines
+
+
+def _shown(value: Any, width: int = 80) -> str:
+    """The value as given, cut short: a list of a million seeds is one line, not a page."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

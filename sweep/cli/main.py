@@ -18,6 +18,7 @@ from trainers.optim import get_rule, list_optimizers
 
 from ..errors import UserError
 from . import cluster
+from . import schema as schema_cmd
 from . import sweeps as sweep_cmd
 from . import train as train_cmd
 from . import ui as ui_cmd
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a spec without starting anything")
     sweep_cmd.add_run_arguments(validate)
     validate.set_defaults(handler=sweep_cmd.validate)
+
+    schema = commands.add_parser(
+        "schema", help="print the spec's JSON Schema, for editors: sweep schema > sweep-spec.schema.json"
+    )
+    schema.set_defaults(handler=schema_cmd.run)
 
     cluster.add_parsers(commands)
 

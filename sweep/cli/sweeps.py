@@ -18,6 +18,7 @@ from ..tracking.journal import SYNC_WAIT_S, Journal, backlog
 from ..tracking.runs import SweepTracker
 from ..tuning.driver import check_new, find_sweep, ray_session, resume_sweep, run_sweep
 from ..tuning.progress import settings
+from ..tuning.signals import exit_status
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +72,13 @@ def resume(args: argparse.Namespace) -> int:
 
 def _finish(outcome, spec) -> int:
     if outcome.interrupted:
-        print(f"Interrupted; finished trials are kept. Continue with: sweep resume {outcome.name}")
-        return 130
+        resume = defaults.command("resume", outcome.name, spec.checkpoints.path)
+        if outcome.at_once:  # a second signal cut Tune's shutdown and the journal's drain short
+            sync = defaults.command("sync", outcome.name, spec.checkpoints.path)
+            print(f"Stopped at once; the journal keeps the rest. Continue with: {resume} (or {sync}, for MLflow only)")
+        else:
+            print(f"Interrupted; finished trials are kept. Continue with: {resume}")
+        return exit_status(outcome.signal)
     for arm, best in sorted(outcome.best.items()):
         print(f"best {arm}: val_acc {best['val_acc']:.2f}%, test_acc {best['test_acc']:.2f}% ({settings(best['train'])})")
     if outcome.unsynced:  # _conclude printed what is missing and the `sweep sync` command

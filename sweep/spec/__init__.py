@@ -1,7 +1,8 @@
 """What a sweep is: the SweepSpec schema, its YAML loading and `--set` overrides, and the Arm.
 
-Imports trainers (TrainConfig and the registries, to check every arm's trials) and pydantic,
-never ray, optuna or mlflow: a spec is checked before anything starts.
+Imports trainers (TrainConfig, the registries and the build step, to check every arm's trials and
+build each model on PyTorch's meta device) and pydantic, never ray, optuna or mlflow: a spec is
+checked before anything starts.
 """
 
 from .arm import Arm, searched

@@ -1,5 +1,6 @@
-"""A spec from YAML: size and encoding limits, `--set a.b=value` overrides, and pydantic's errors
-rewritten as one `field.path: message` line each, the path as the user wrote it."""
+"""A spec from YAML: size and encoding limits, the safe loader (safe_yaml.py), `--set a.b=value`
+overrides, pydantic's errors rewritten as one `field.path: message` line each, the path as the
+user wrote it, and the checks that build each model (checks.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from trainers.config import describe_errors
 
 from ..errors import UserError
 from ..redact import redact
+from .checks import problems
+from .limits import MAX_DEPTH, MAX_SPEC_BYTES
+from .safe_yaml import SpecYAMLError, parse
 from .schema import SweepSpec
 from .sections import DIMENSION_TAGS
-
-MAX_SPEC_BYTES = 1_000_000  # a spec is a page of YAML; anything larger is refused before parsing
 
 
 def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
@@ -24,13 +26,13 @@ def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
         size = Path(path).stat().st_size
         if size > MAX_SPEC_BYTES:  # a spec is a page of YAML; refuse before parsing it
             raise UserError([f"{path}: {size} bytes, larger than a spec's {MAX_SPEC_BYTES} bytes"])
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = parse(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
         raise UserError([f"{path}: {err.strerror}"]) from None
     except UnicodeDecodeError:
         raise UserError([f"{path}: not UTF-8 text"]) from None
-    except yaml.YAMLError as err:
-        raise UserError([f"{path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
+    except SpecYAMLError as err:
+        raise UserError([f"{err.where(str(path))}: {err.message}"]) from None
     if not isinstance(raw, dict):
         raise UserError([f"{path}: expected a mapping of spec fields"])
     for item in overrides:
@@ -43,22 +45,30 @@ def apply_override(raw: dict, item: str) -> None:
     if not sep or not key:
         raise UserError([f"--set {item}: expected key=value, e.g. search.trials_per_arm=2"])
     *parents, leaf = key.split(".")
+    if len(parents) >= MAX_DEPTH:
+        raise UserError([f"--set {item:.60}: a path of more than {MAX_DEPTH} fields; a spec needs a few levels"])
     node = raw
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise UserError([f"--set {item}: {part} is not a mapping"])
     try:
-        node[leaf] = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise UserError([f"--set {item}: value is not valid YAML"]) from None
+        node[leaf] = parse(text)  # the file's loader: no aliases, no deep nesting, no key twice
+    except SpecYAMLError as err:
+        raise UserError([f"--set {item}: {err.message}"]) from None
 
 
 def validate_spec(raw: dict) -> SweepSpec:
+    """The spec, or a UserError with every problem: the fields' own first, then (once they are
+    valid) what only building the trials shows, e.g. a model option no model can be built with."""
     try:
-        return SweepSpec.model_validate(raw)
+        spec = SweepSpec.model_validate(raw)
     except ValidationError as err:
         raise UserError([_nest(line) for line in describe_errors(err)]) from None
+    found = problems(spec)
+    if found:
+        raise UserError(found)
+    return spec
 
 
 def _nest(line: str) -> str:

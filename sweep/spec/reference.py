@@ -1,4 +1,5 @@
-"""The spec reference (docs/spec.md), generated from the pydantic models so it cannot drift.
+"""The spec reference (docs/spec.md) and its JSON Schema (`sweep schema`), generated from the
+pydantic models so neither can drift.
 
     python -m sweep.spec.reference > docs/spec.md
 
@@ -16,9 +17,25 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from trainers.config import SyntheticData, TrainConfig
+from trainers.data import list_datasets
+from trainers.models import list_models
+from trainers.optim import list_optimizers
 
+from . import limits
 from .schema import ARM_FIELDS, SweepSpec
-from .sections import Asha, Checkpoints, Choice, Dimension, GpuShare, ModelResources, Range, Resources, Search, Tracking
+from .sections import (
+    SEARCHABLE,
+    Asha,
+    Checkpoints,
+    Choice,
+    Dimension,
+    GpuShare,
+    ModelResources,
+    Range,
+    Resources,
+    Search,
+    Tracking,
+)
 
 # each model's section, in reading order, with what it is
 SECTIONS: list[tuple[type[BaseModel], str, str]] = [
@@ -83,18 +100,52 @@ def _table(model: type[BaseModel], skip: tuple[str, ...] = ()) -> str:
     return "\n".join(rows)
 
 
+LIMITS = (
+    f"Limits no real sweep reaches (sweep/spec/limits.py): `train.epochs` at most {limits.MAX_EPOCHS}, "
+    f"`search.trials_per_arm` {limits.MAX_TRIALS_PER_ARM},\na grid's trials per arm {limits.MAX_GRID_POINTS}, "
+    f"`seeds` {limits.MAX_SEEDS} entries, `confirm_seeds` {limits.MAX_CONFIRM_SEEDS}, `retries` {limits.MAX_RETRIES}; "
+    f"the file {limits.MAX_SPEC_BYTES} bytes,\nnested at most {limits.MAX_DEPTH} deep, {limits.MAX_NODES} keys and values, "
+    "no anchors or aliases, no key twice in one mapping.\n`train.batch_size` must fit in the training split "
+    "(the data set's training images less the `val_fraction` held out),\nand every model must build with "
+    "`train.model_options`."
+)
+
+
 def render() -> str:
     parts = [
         "# Spec reference",
         "Generated from the pydantic models by `python -m sweep.spec.reference > docs/spec.md`; do not edit by hand.\n"
         "A spec is one YAML file (see `search_spaces/`); `sweep validate SPEC` checks it and starts nothing, and\n"
         "`sweep run SPEC --set a.b=value` overrides any field by its dotted path. Unknown keys are refused.",
+        LIMITS,
     ]
     for model, title, what in SECTIONS:
         skip = ARM_FIELDS if model is TrainConfig else ()
         note = f" (`{'`, `'.join(ARM_FIELDS)}` come from the spec's models, optimizers and seeds)" if skip else ""
         parts += [f"## {title}", f"{what[0].upper()}{what[1:]}{note}.", _table(model, skip)]
     return "\n\n".join(parts) + "\n"
+
+
+def json_schema() -> dict[str, Any]:
+    """SweepSpec's JSON Schema for editors, with what its free-form fields accept spelled out:
+    `train` as the TrainConfig fields a spec may set, and the registry keys as the only names.
+    It checks types and bounds; `sweep validate` checks the rest (e.g. that a model builds)."""
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **SweepSpec.model_json_schema()}
+    train = TrainConfig.model_json_schema(ref_template="#/$defs/{model}")
+    schema["$defs"].update(train.pop("$defs", {}))
+    for name in ARM_FIELDS:
+        train["properties"].pop(name)
+    schema["$defs"]["Train"] = {**train, "title": "Train"}
+    fields = schema["properties"]
+    fields["train"] = {"$ref": "#/$defs/Train", "description": SweepSpec.model_fields["train"].description}
+    fields["dataset"]["enum"] = list_datasets()
+    fields["models"]["items"]["enum"] = list_models()
+    fields["optimizers"]["items"]["enum"] = list_optimizers()
+    search = schema["$defs"]["Search"]["properties"]
+    search["space"]["propertyNames"] = {"enum": list(SEARCHABLE)}
+    search["overrides"]["propertyNames"] = {"enum": list_optimizers()}
+    search["overrides"]["additionalProperties"]["propertyNames"] = {"enum": list(SEARCHABLE)}
+    return schema
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from trainers.optim import get_rule
 
 from .. import defaults
 from .arm import Arm
+from .limits import MAX_CONFIRM_SEEDS, MAX_EPOCHS, MAX_GRID_POINTS, MAX_RETRIES, MAX_SEEDS
 from .sections import Asha, Checkpoints, Choice, Dimension, Range, Resources, Search, Strict, Tracking
 
 ARM_FIELDS = ("dataset", "model", "optimizer", "seed")  # set per arm or per trial, not in `train`
@@ -32,15 +33,25 @@ class SweepSpec(Strict):
     optimizers: list[str] = Field(min_length=1, description="update rules to compare")
     train: dict[str, Any] = Field(default_factory=dict, description="fixed TrainConfig fields for every trial")
     search: Search = Field(default_factory=lambda: Search(trials_per_arm=1), description="the search per arm")
-    seeds: list[int] = Field([0], min_length=1, description="training seeds: a grid runs each; optuna/random cycle through them")
+    seeds: list[int] = Field(
+        [0],
+        min_length=1,
+        max_length=MAX_SEEDS,
+        description=f"training seeds: a grid runs each; optuna/random cycle through them (at most {MAX_SEEDS})",
+    )
     confirm_seeds: int = Field(
-        0, ge=0, description="after the search, train each arm's best setting again with this many new seeds"
+        0,
+        ge=0,
+        le=MAX_CONFIRM_SEEDS,
+        description=f"after the search, train each arm's best setting again with this many new seeds (at most {MAX_CONFIRM_SEEDS})",
     )
     scheduler: Asha | None = Field(None, description="optional early stopping (ASHA)")
     resources: Resources = Field(default_factory=Resources, description="what each trial asks of the cluster")
     tracking: Tracking = Field(default_factory=Tracking, description="where runs and studies are stored")
     checkpoints: Checkpoints = Field(default_factory=Checkpoints, description="where checkpoints go")
-    retries: int = Field(1, ge=0, description="times a failed trial is retried from its last checkpoint")
+    retries: int = Field(
+        1, ge=0, le=MAX_RETRIES, description=f"times a failed trial is retried from its last checkpoint (at most {MAX_RETRIES})"
+    )
     max_concurrent: int = Field(0, ge=0, description="trials running at once (0: as many as resources allow)")
 
     @field_validator("models", "optimizers")
@@ -49,6 +60,9 @@ class SweepSpec(Strict):
         lookup = {"models": get_model_info, "optimizers": get_rule}[info.field_name]
         for name in names:
             lookup(name)  # raises ValueError listing the registered names
+        for name in names:
+            if names.count(name) > 1:  # the same arm twice would split its budget between two studies of one name
+                raise ValueError(f"{name} listed twice")
         return names
 
     @model_validator(mode="after")
@@ -117,17 +131,42 @@ class SweepSpec(Strict):
         threads = {"num_threads": max(1, math.ceil(self.resources.cpus))}
         return TrainConfig(**{**threads, **self.train, **point}, dataset=self.dataset, model=model, optimizer=rule, seed=seed)
 
+    def corner(self, rule: str, which: str) -> dict[str, float]:
+        """The `low` or `high` corner of the rule's space: every range's bound, every choice's end."""
+        return {name: _corner(dim, which) for name, dim in self.space_for(rule).items()}
+
+    def corner_config(self, model: str, rule: str, which: str) -> TrainConfig:
+        """The TrainConfig of the arm's trial at one corner of its space, with the first seed."""
+        return self.train_config(model, rule, self.seeds[0], self.corner(rule, which))
+
+    @model_validator(mode="after")
+    def _grid_within_limit(self) -> SweepSpec:
+        if self.search.method != "grid":
+            return self
+        for rule in self.optimizers:
+            sizes = [len(dim.choices) for dim in self.space_for(rule).values() if isinstance(dim, Choice)]
+            points = math.prod(sizes) * len(self.seeds)
+            if points > MAX_GRID_POINTS:
+                factors = " x ".join(map(str, [*sizes, len(self.seeds)]))
+                raise ValueError(
+                    f"search.space: a grid of {points} trials per arm for {rule} (choices x seeds: {factors}); "
+                    f"at most {MAX_GRID_POINTS}"
+                )
+        return self
+
     @model_validator(mode="after")
     def _trials_are_valid(self) -> SweepSpec:
         """Every arm's trials validate as TrainConfig (checked at the corners of its space)."""
         for model, rule in self.arms():
             for corner in ("low", "high"):
-                point = {name: _corner(dim, corner) for name, dim in self.space_for(rule).items()}
                 try:
-                    self.train_config(model, rule, self.seeds[0], point)
+                    cfg = self.corner_config(model, rule, corner)
                 except ValidationError as err:
-                    lines = [_train_path(line, point) for line in describe_errors(err)]
+                    lines = [_train_path(line, self.corner(rule, corner)) for line in describe_errors(err)]
                     raise ValueError("; ".join(lines) + f" (arm {Arm(model, rule)})") from None
+        # epochs is a TrainConfig field, which knows no sweep; the same in every trial
+        if cfg.epochs > MAX_EPOCHS:
+            raise ValueError(f"train.epochs: must be <= {MAX_EPOCHS} in a sweep (got {cfg.epochs})")
         return self
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator
 from trainers.optim import list_optimizers
 
 from .. import defaults
+from .limits import MAX_GRID_POINTS, MAX_TRIALS_PER_ARM
 
 SEARCHABLE = ("lr", "rho", "eta", "momentum", "weight_decay")  # TrainConfig fields a space may vary
 
@@ -63,7 +64,11 @@ class Search(Strict):
         "optuna", description="optuna: seeded TPE per arm; random: seeded random sampling; grid: every combination"
     )
     trials_per_arm: int | None = Field(
-        None, ge=1, description="trials each arm runs (required for optuna/random; a grid runs all its points)"
+        None,
+        ge=1,
+        le=MAX_TRIALS_PER_ARM,
+        description=f"trials each arm runs, at most {MAX_TRIALS_PER_ARM} (required for optuna/random; "
+        f"a grid runs all its points, at most {MAX_GRID_POINTS})",
     )
     space: dict[str, Dimension] = Field(default_factory=dict, description="lr, rho, ... : range, choices or fixed value")
     overrides: dict[str, dict[str, Dimension]] = Field(
@@ -115,7 +120,9 @@ def _gpu_share(value: Any) -> float | str:
     return float(value)
 
 
-GpuShare = Annotated[Union[float, Literal["auto"]], PlainValidator(_gpu_share)]
+# what editors check against (`sweep schema`); _gpu_share is what the spec is checked with
+GpuShareInput = Union[Annotated[float, Field(ge=0, le=1)], Literal["auto"]]
+GpuShare = Annotated[Union[float, Literal["auto"]], PlainValidator(_gpu_share, json_schema_input_type=GpuShareInput)]
 
 
 class ModelResources(Strict):

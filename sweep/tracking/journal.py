@@ -225,8 +225,7 @@ class Journal:
     def message(self, name: str, storage: Path) -> str:
         """What is not in MLflow, where it is kept, and the command that replays it."""
         left = self.backlog()
-        default = Path(storage).resolve() == defaults.checkpoints().resolve()
-        command = f"sweep sync {name}" + ("" if default else f" --storage {storage}")
+        command = defaults.command("sync", name, storage)
         why = f" ({self.last_error})" if self.last_error else ""
         return (
             f"{left.events} tracking events ({left.epochs} epochs of {left.trials} trials) are not in MLflow at "

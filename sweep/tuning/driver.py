@@ -24,16 +24,17 @@ from ..cluster import placement
 from ..cluster.cards import cluster_cards, detect_cards, node_labels
 from ..cluster.nodes import use_cluster_token
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
-from ..defaults import SPEC_FILE
+from ..defaults import SPEC_FILE, command
 from ..errors import UserError
 from ..search import space
 from ..search.searcher import ArmSearcher
-from ..spec import SweepSpec, dump_spec, load_spec
+from ..spec import Arm, SweepSpec, dump_spec, load_spec
 from ..tracking.callback import MlflowTracking
 from ..tracking.journal import close_journal, open_journal
 from ..tracking.runs import SweepTracker
 from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
 from .progress import Progress
+from .signals import StopNow, StopSignals
 from .trainable import train_trial
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
@@ -48,6 +49,8 @@ class SweepOutcome:
     failed: int = 0
     orphans: int = 0  # runs and study trials left open by a killed driver, closed at the end
     unsynced: str = ""  # what is not in MLflow yet and how to replay it; empty when all is there
+    signal: int | None = None  # the stop signal that came (SIGINT, SIGTERM, SIGHUP), if any
+    at_once: bool = False  # a second signal ended it without waiting for Tune's shutdown or MLflow
 
 
 def _quiet() -> None:
@@ -102,7 +105,8 @@ def _slots(placements) -> int:
 
 
 def _trial_name(trial) -> str:
-    return f"{trial.config['arm'].replace('/', '-')}-{trial.trial_id}"
+    arm = Arm.parse(trial.config["arm"])
+    return f"{arm.model}-{arm.rule}-{trial.trial_id}"
 
 
 def planned_trials(spec: SweepSpec) -> dict[str, int]:
@@ -115,7 +119,8 @@ def check_new(spec: SweepSpec) -> None:
     """A new sweep's name must be new in its checkpoint folder (checked before Ray starts)."""
     folder = spec.folder
     if folder.exists():
-        raise UserError([f"name: sweep {spec.name!r} already exists in {folder}; `sweep resume {spec.name}` continues it"])
+        resume = command("resume", spec.name, spec.checkpoints.path)
+        raise UserError([f"name: sweep {spec.name!r} already exists in {folder}; `{resume}` continues it"])
 
 
 def tune_storage(spec: SweepSpec) -> tuple[str, pyarrow.fs.FileSystem | None]:
@@ -183,7 +188,7 @@ def run_sweep(spec: SweepSpec) -> SweepOutcome:
             verbose=0,
         ),
     )
-    return _conclude(spec, tracker, tuner.fit())
+    return _fit(spec, tracker, tuner)
 
 
 def resume_sweep(spec: SweepSpec) -> SweepOutcome:
@@ -199,7 +204,18 @@ def resume_sweep(spec: SweepSpec) -> SweepOutcome:
         resume_unfinished=True,
         resume_errored=True,
     )
-    return _conclude(spec, SweepTracker(spec), tuner.fit())
+    return _fit(spec, SweepTracker(spec), tuner)
+
+
+def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner) -> SweepOutcome:
+    """Run the Tuner and end the sweep, SIGTERM and SIGHUP stopping both as Ctrl-C does."""
+    with StopSignals() as stops:
+        try:
+            outcome = _conclude(spec, tracker, stops.fit(tuner))
+        except StopNow:  # what the trials reported is in the journal, fsync'd per event
+            outcome = SweepOutcome(spec.name, interrupted=True, at_once=True)
+        outcome.signal = stops.received
+        return outcome
 
 
 def _expected_trials(spec: SweepSpec, searcher: ArmSearcher) -> int:

@@ -12,7 +12,7 @@ docs/extending.md.
 from . import cifar, digits, synthetic  # noqa: F401  (each loader file registers on import)
 from .batches import Batches
 from .registry import DatasetInfo, data_shape, get_dataset_info, list_datasets, load_dataset, register_dataset
-from .splits import DataSet, DataShape, Split, hold_out
+from .splits import DataSet, DataShape, Split, held_out, hold_out
 
 __all__ = [
     "Batches",
@@ -22,6 +22,7 @@ __all__ = [
     "Split",
     "data_shape",
     "get_dataset_info",
+    "held_out",
     "hold_out",
     "list_datasets",
     "load_dataset",

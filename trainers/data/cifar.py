@@ -27,7 +27,11 @@ def _torchvision_cifar(cls, folder: str, data_dir: Path, download: bool) -> tupl
     return splits[0], splits[1], len(parts[0].classes)
 
 
-@register_dataset("cifar10", shape=DataShape(60000, 3, 32, 10), summary="CIFAR-10: 50,000 + 10,000 images, 32 px, 10 classes")
+@register_dataset(
+    "cifar10",
+    shape=DataShape(60000, 3, 32, 10, train_images=50000),
+    summary="CIFAR-10: 50,000 + 10,000 images, 32 px, 10 classes",
+)
 def cifar10(data_dir: Path, download: bool = False) -> DataSet:
     import torchvision  # optional for the trainers, as in trainers/models/torchvision_nets.py
 
@@ -35,7 +39,11 @@ def cifar10(data_dir: Path, download: bool = False) -> DataSet:
     return DataSet(train, test, classes, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 
-@register_dataset("cifar100", shape=DataShape(60000, 3, 32, 100), summary="CIFAR-100: 50,000 + 10,000 images, 32 px, 100 classes")
+@register_dataset(
+    "cifar100",
+    shape=DataShape(60000, 3, 32, 100, train_images=50000),
+    summary="CIFAR-100: 50,000 + 10,000 images, 32 px, 100 classes",
+)
 def cifar100(data_dir: Path, download: bool = False) -> DataSet:
     import torchvision
 

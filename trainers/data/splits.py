@@ -35,16 +35,22 @@ class DataSet:
 class DataShape:
     """What a data set holds, known without loading it (to size a trial before it starts)."""
 
-    images: int  # training plus test images
+    images: int  # training plus test images (what the memory estimate holds on the card)
     channels: int
     side: int  # of the square images, in pixels
     num_classes: int
+    train_images: int  # of the training split, before the validation images are held out of it
+
+
+def held_out(images: int, fraction: float) -> int:
+    """How many of `images` training images `hold_out` sets aside for validation."""
+    return round(fraction * images)
 
 
 def hold_out(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split | None]:
     """Split `fraction` of the training images off as a validation split. The permutation depends
     on `seed` only (not on the run's seed), so every trial of a sweep holds out the same images."""
-    n_val = round(fraction * len(split))
+    n_val = held_out(len(split), fraction)
     if n_val == 0:
         return split, None
     if n_val >= len(split):

@@ -11,7 +11,7 @@ from .splits import DataSet, DataShape, Split
 
 
 def _shape(images: int, image_size: int, channels: int, num_classes: int, seed: int) -> DataShape:
-    return DataShape(2 * images, channels, image_size, num_classes)
+    return DataShape(2 * images, channels, image_size, num_classes, train_images=images)
 
 
 @register_dataset(

@@ -1,0 +1,100 @@
+"""Stop signals of the sweep driver: Ctrl-C (SIGINT), SIGTERM (kill, systemd, docker stop, batch
+schedulers) and SIGHUP (a hang-up, `kill -HUP`) all stop a sweep the same clean way.
+
+Left alone, only SIGINT would: Ray Tune stops its run gracefully on SIGINT or SIGUSR1 (running
+trials stopped, its state saved), but Ray's core worker installs a native failure handler for
+SIGTERM in the driver that prints a stack dump and aborts (exit 134), and SIGHUP kills the driver
+on the spot. Around Tuner.fit and the end of the sweep this module takes all three itself: the
+first one is recorded and handed to Tune's own stop (SIGUSR1), a second one raises StopNow, which
+ends the command without waiting for Tune or MLflow. The journal is fsync'd per event, so what the
+trials reported is kept either way (docs/platform.md, Ray Tune).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+# What the command exits with after each stop signal: 128 + its number, as a shell reports a
+# process the signal killed, so scripts and schedulers read the cause the usual way.
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+# Tune's own SIGINT handler stays off while this module's handlers are in place: one handler counts
+# the first and the second stop signal, whichever they are.
+TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
+
+
+class StopNow(BaseException):
+    """A second stop signal, or one after Tune has finished: end the command now. Not an Exception,
+    so that no `except Exception` in Tune or Ray takes it for a trial's error."""
+
+
+def exit_status(signum: int | None) -> int:
+    """The exit status of a sweep stopped by `signum`; 130 (Ctrl-C's) when no signal was seen."""
+    return EXIT_STATUS.get(signum, EXIT_STATUS[signal.SIGINT])
+
+
+class StopSignals:
+    """`with StopSignals() as stops: stops.fit(tuner) ...`: SIGINT, SIGTERM and SIGHUP stop the
+    Tuner as Ctrl-C does, and the handlers that were there come back on the way out (run_sweep is
+    also called in-process, by the Python API and the tests). Outside the main thread, where
+    Python allows no handler, it changes nothing and Tune installs none either."""
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None  # the first stop signal
+        self._saved: dict[int, object] = {}
+        self._fitting = threading.Event()
+        self._helper: threading.Thread | None = None
+
+    def __enter__(self) -> StopSignals:
+        # After ray.init: the core worker's native SIGTERM handler, installed when the driver
+        # connects, gives way to a Python one installed later.
+        if threading.current_thread() is threading.main_thread():
+            self._saved = {signum: signal.getsignal(signum) for signum in (*EXIT_STATUS, signal.SIGUSR1)}
+            for signum in EXIT_STATUS:
+                # an ignored signal stays ignored: `nohup sweep run`, a background job's Ctrl-C
+                if self._saved[signum] is not signal.SIG_IGN:
+                    signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            # None: a handler not set from Python, which Python cannot set back
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._saved = {}
+
+    def fit(self, tuner):
+        """tuner.fit() with this object in charge of SIGINT; Tune still handles SIGUSR1 itself."""
+        if not self._saved:
+            return tuner.fit()
+        users = os.environ.get(TUNE_SIGINT_ENV)
+        os.environ[TUNE_SIGINT_ENV] = "1"
+        self._fitting.set()
+        try:
+            return tuner.fit()
+        finally:
+            self._fitting.clear()
+            if users is None:
+                os.environ.pop(TUNE_SIGINT_ENV, None)
+            else:
+                os.environ[TUNE_SIGINT_ENV] = users
+            if self._helper is not None:
+                self._helper.join()  # before __exit__ takes back SIGUSR1, which Tune leaves set
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None or not self._fitting.is_set():
+            self.received = self.received or signal.Signals(signum)
+            raise StopNow
+        self.received = signal.Signals(signum)
+        self._helper = threading.Thread(target=self._stop_tune, name="stop signal", daemon=True)
+        self._helper.start()
+
+    def _stop_tune(self) -> None:
+        """Send Tune its stop signal once its handler is in place: Tune installs it as its loop
+        starts, so a signal during its setup waits for it (or for fit to end)."""
+        while self._fitting.is_set():
+            if signal.getsignal(signal.SIGUSR1) is not self._saved[signal.SIGUSR1]:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+            time.sleep(0.05)

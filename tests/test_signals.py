@@ -1,0 +1,263 @@
+"""Every stop a clean stop: `sweep run` sent SIGTERM or SIGHUP (kill, systemd, docker stop, a batch
+scheduler, a hang-up) stops as Ctrl-C does, and a second signal ends it at once; `sweep resume`
+then finishes the sweep with every epoch in MLflow exactly once. The stop-signal handling itself is
+checked in-process first, with Ray Tune's own signal set-up and a stand-in for the Tuner."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from helpers.figures import logged_epochs
+from helpers.servers import MlflowServer
+from sweep.cli.sweeps import _finish
+from sweep.tracking.journal_files import JOURNAL
+from sweep.tuning.signals import EXIT_STATUS, TUNE_SIGINT_ENV, StopNow, StopSignals
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 3
+SPEC = f"""\
+name: stop-me
+dataset: digits
+models: [small_cnn]
+optimizers: [sgd, sam_gns]
+train: {{epochs: {EPOCHS}, batch_size: 64, model_options: {{width: 4}}}}
+search:
+  method: optuna
+  trials_per_arm: 2
+  space:
+    lr: {{low: 0.01, high: 0.5, log: true}}
+    rho: {{low: 0.01, high: 0.2, log: true}}
+max_concurrent: 1
+"""
+HINT = "Continue with: sweep resume stop-me"
+# what Ray's native failure handler and Python's faulthandler print, and Python's own traceback
+DUMPS = ("received at time=", "*** SIGTERM", "*** SIGHUP", "Fatal Python error", "Stack trace", "Traceback", "Aborted")
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+
+
+# -- in-process: the handlers, with Tune's real set-up and a stand-in for the Tuner ---------------
+
+
+class TuneStandIn:
+    """Does what Tuner.fit does with signals: installs Tune's handlers (its own function) as its
+    loop starts, then runs until Tune's stop event is set; sends itself `before` and `after` it."""
+
+    def __init__(self, before=(), after=()):
+        self.before, self.after = before, after
+
+    def fit(self) -> bool:
+        from ray.tune.tune import _setup_signal_catching
+
+        for signum in self.before:  # while Tune is still setting up
+            os.kill(os.getpid(), signum)
+            time.sleep(0.2)
+        stop = _setup_signal_catching()
+        for signum in self.after:
+            os.kill(os.getpid(), signum)
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return stop.is_set()
+
+
+@pytest.fixture
+def handlers():
+    """The handlers before the test; it fails unless they are all back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can be set in the main thread only")
+    before = {signum: signal.getsignal(signum) for signum in STOPS}
+    env = os.environ.get(TUNE_SIGINT_ENV)
+    yield
+    assert {signum: signal.getsignal(signum) for signum in STOPS} == before
+    assert os.environ.get(TUNE_SIGINT_ENV) == env
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_reaches_tune_as_its_own_stop(handlers, signum):
+    with StopSignals() as stops:
+        assert stops.fit(TuneStandIn(after=[signum])) is True
+    assert stops.received == signum
+
+
+def test_a_signal_while_tune_sets_up_waits_for_its_handler(handlers):
+    with StopSignals() as stops:
+        assert stops.fit(TuneStandIn(before=[signal.SIGTERM])) is True
+    assert stops.received == signal.SIGTERM
+
+
+def test_a_second_signal_or_one_after_tune_ends_the_command_at_once(handlers):
+    with StopSignals() as stops, pytest.raises(StopNow):
+        stops.fit(TuneStandIn(after=[signal.SIGTERM, signal.SIGINT]))
+    assert stops.received == signal.SIGTERM  # the first one sets the exit status
+    with StopSignals() as stops, pytest.raises(StopNow):
+        os.kill(os.getpid(), signal.SIGHUP)  # Tune has finished: nothing left to stop gracefully
+        time.sleep(1)
+    assert stops.received == signal.SIGHUP
+
+
+def test_an_ignored_signal_stays_ignored(handlers):
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with StopSignals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_the_exit_status_and_the_hint_name_the_signal_and_the_folder(tmp_path, capsys):
+    spec = SimpleNamespace(name="stop-me", checkpoints=SimpleNamespace(path=tmp_path / "elsewhere"))
+    for signum, status in EXIT_STATUS.items():
+        assert _finish(SimpleNamespace(name="stop-me", interrupted=True, at_once=False, signal=signum), spec) == status
+        assert capsys.readouterr().out == f"Interrupted; finished trials are kept. {HINT} --storage {tmp_path / 'elsewhere'}\n"
+    assert _finish(SimpleNamespace(name="stop-me", interrupted=True, at_once=True, signal=signal.SIGTERM), spec) == 143
+    out = capsys.readouterr().out
+    assert f"{HINT} --storage {tmp_path / 'elsewhere'}" in out and "sweep sync stop-me --storage" in out
+
+
+# -- the command, as a scheduler stops it -------------------------------------------------------
+
+
+def sweep(*args):
+    return [sys.executable, "-m", "sweep.cli", *args]
+
+
+def journal_epochs(folder: Path) -> int:
+    path = folder / JOURNAL
+    if not path.exists():
+        return 0
+    lines = path.read_bytes().split(b"\n")[:-1]  # whole lines only
+    return sum(json.loads(line)["kind"] == "epoch" for line in lines)
+
+
+class Driver:
+    """`sweep run` in a session of its own (a scheduler's job), its output in files."""
+
+    def __init__(self, tmp_path: Path, spec: str):
+        (tmp_path / "spec.yaml").write_text(spec)
+        self.tmp_path, self.folder = tmp_path, tmp_path / "sweeps" / "stop-me"
+        self.out, self.err = tmp_path / "run.out", tmp_path / "run.err"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(sweep("run", "spec.yaml"), cwd=tmp_path, stdout=out, stderr=err, start_new_session=True)
+
+    def wait_for(self, ready, what: str, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert self.proc.poll() is None, f"the sweep ended before {what}: {self.output()}"
+            assert time.monotonic() < deadline, f"no {what} after {timeout} s: {self.output()}"
+            time.sleep(0.1)
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.proc.pid, signum)  # the driver only, as `kill PID` or systemd's KillMode=mixed
+
+    def wait(self, timeout: float = 180) -> float:
+        started = time.monotonic()
+        self.proc.wait(timeout=timeout)
+        return time.monotonic() - started
+
+    def output(self) -> str:
+        return self.out.read_text() + self.err.read_text()
+
+    def group(self) -> list[int]:
+        """Processes left in the driver's process group (its local Ray's GCS and raylet live there)."""
+        left = []
+        for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
+            try:
+                if os.getpgid(pid) == self.proc.pid:
+                    left.append(pid)
+            except ProcessLookupError:
+                pass
+        return left
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # a last resort: what the driver did not stop
+
+    def check_clean_stop(self, signum: int) -> None:
+        assert self.proc.returncode == EXIT_STATUS[signum], self.output()
+        err = self.err.read_text()
+        assert not [dump for dump in DUMPS if dump in err], err
+        deadline = time.monotonic() + 30
+        while self.group() and time.monotonic() < deadline:  # Ray's processes exit as they notice
+            time.sleep(0.5)
+        assert self.group() == [], "the local Ray outlived the command"
+
+
+def resume_and_count(tmp_path: Path, uri: str) -> None:
+    """`sweep resume` to the end; every trial's run holds each epoch exactly once."""
+    resumed = subprocess.run(sweep("resume", "stop-me"), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("stop-me")
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    for run in runs:
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "test_acc")) == list(range(1, EPOCHS + 1))
+    assert logged_epochs(client, runs, EPOCHS, "test_acc") == (4 * EPOCHS, 0, 0)  # (logged, lost, doubled)
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGTERM], [signal.SIGHUP], [signal.SIGTERM, signal.SIGTERM]],
+    ids=["sigterm", "sighup", "sigterm-twice"],
+)
+def test_a_stop_signal_stops_the_sweep_cleanly_and_resume_finishes_it(tmp_path, signals):
+    driver = Driver(tmp_path, SPEC)
+    try:
+        driver.wait_for(lambda: journal_epochs(driver.folder) >= 1, "finished epoch")
+        for signum in signals:
+            driver.signal(signum)
+            time.sleep(0.1)  # the second one lands while Tune stops its trials and saves its state
+        took = driver.wait()
+        driver.check_clean_stop(signals[0])
+    finally:
+        driver.cleanup()
+    out = driver.out.read_text()
+    if len(signals) == 1:
+        assert f"Interrupted; finished trials are kept. {HINT}\n" in out
+    else:  # unless Tune had already stopped when the second one came
+        assert "Stopped at once; the journal keeps the rest." in out or "Interrupted;" in out
+        assert took < 30, out
+    if signals != [signal.SIGHUP]:  # SIGHUP takes the same path: its stop is checked, not its resume
+        resume_and_count(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def test_a_second_signal_ends_the_wait_for_a_gone_mlflow_and_resume_sends_the_rest(tmp_path):
+    (tmp_path / "server").mkdir()
+    server = MlflowServer(tmp_path / "server").start()
+    driver = Driver(tmp_path, SPEC + f"tracking: {{mlflow_uri: '{server.uri}'}}\n")
+    try:
+        driver.wait_for(lambda: journal_epochs(driver.folder) >= 1, "finished epoch")
+        server.stop()  # MLflow goes away: the end of the sweep would wait a minute for it
+        seen = journal_epochs(driver.folder)
+        driver.wait_for(lambda: journal_epochs(driver.folder) > seen, "epoch after the server went")
+        driver.signal(signal.SIGTERM)
+        driver.wait_for(lambda: "Waiting for MLflow" in driver.out.read_text(), "wait for MLflow")
+        driver.signal(signal.SIGTERM)
+        took = driver.wait(timeout=60)
+        driver.check_clean_stop(signal.SIGTERM)
+    finally:
+        driver.cleanup()
+        server.stop()
+    out = driver.out.read_text()
+    assert f"Stopped at once; the journal keeps the rest. {HINT} (or sweep sync stop-me, for MLflow only)" in out
+    assert took < 20, out
+    server.start()  # same port and store: the resumed sweep applies what the journal kept
+    try:
+        resume_and_count(tmp_path, server.uri)
+    finally:
+        server.stop()
