@@ -22,10 +22,3 @@ def cifar_root(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args, **kwargs: True)
     written = {kind: write_cifar(tmp_path, kind) for kind in ("cifar10", "cifar100")}
     return tmp_path, written
-
-
-def pytest_collection_modifyitems(config, items):
-    """The slow end-to-end tests first (in their own order), the quick ones after: the workers then
-    run the long tests side by side and the short ones even out the end, instead of one worker
-    finishing a long test alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
