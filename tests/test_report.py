@@ -5,24 +5,30 @@ without Ray (the report needs none); `tests/test_sweep.py` reports on a sweep Ra
 """
 
 import csv
+import json
 import statistics
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
+from scipy import stats
 
 from helpers.fake_sweep import log_trial, make_spec
 from sweep import cli
 from sweep.report.data import build_report
 from sweep.report.render import FILES, render, write_report
 from sweep.tracking.runs import SweepTracker
+from trainers.build import load_data
+from trainers.config import TrainConfig
+from trainers.data import hold_out
 
 
 @pytest.fixture
 def finished(tmp_path):
-    """Two search trials per rule, then confirmation seeds for sgd and sam_gns, none for sam."""
-    spec = make_spec(tmp_path)
+    """Two search trials per rule, then three confirmation seeds for sgd and sam_gns; sam's
+    confirmation never ran (a sweep cut short): its cell must not fall back to its search run."""
+    spec = make_spec(tmp_path, confirm_seeds=3)
     tracker = SweepTracker(spec)
     log_trial(tracker, "s1", "sgd", 0.1, 0, 90.0, [80, 85, 88])
     log_trial(tracker, "s2", "sgd", 0.3, 0, 92.0, [81, 89, 90])  # best sgd setting: lr 0.3
@@ -37,11 +43,15 @@ def finished(tmp_path):
     return spec
 
 
-def recomputed(spec):
-    """The cells straight from MLflow: best search setting on final val_acc, confirmation runs."""
+def mlflow_runs(spec):
     client = MlflowClient(spec.tracking.mlflow_uri)
     experiment = client.get_experiment_by_name(spec.name)
-    runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    return [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+
+
+def recomputed(spec):
+    """The cells straight from MLflow: best search setting on final val_acc, confirmation runs."""
+    runs = mlflow_runs(spec)
     cells = {}
     for rule in spec.optimizers:
         search = [
@@ -53,44 +63,109 @@ def recomputed(spec):
         ]
         best = max(search, key=lambda r: r.data.metrics["val_acc"])
         confirm = [r for r in runs if r.data.tags["sweep.arm"] == f"small_cnn/{rule}" and r.data.tags["sweep.phase"] == "confirm"]
-        used = confirm or [best]
-        values = [r.data.metrics["test_acc"] for r in used]
-        cells[rule] = (
-            statistics.fmean(values),
-            statistics.stdev(values) if len(values) > 1 else None,
-            len(values),
-            float(best.data.params["lr"]),
-        )
+        values = {int(r.data.params["seed"]): r.data.metrics["test_acc"] for r in confirm}
+        cells[rule] = (values, float(best.data.params["lr"]))
     return cells
 
 
 def test_report_numbers_equal_those_recomputed_from_mlflow(finished, tmp_path):
     report = write_report(finished.tracking.mlflow_uri, "fake", tmp_path / "out")
-    for rule, (mean, std, n, lr) in recomputed(finished).items():
+    for rule, (values, lr) in recomputed(finished).items():
         cell = report.cells[("small_cnn", rule)]
-        assert cell.mean == pytest.approx(mean) and cell.n == n and cell.setting["lr"] == lr
-        assert (cell.std is None) == (std is None) and (std is None or cell.std == pytest.approx(std))
+        assert dict(zip(cell.seeds, cell.values())) == values and cell.setting["lr"] == lr
+        assert cell.n == len(values) and (not values or cell.mean == pytest.approx(statistics.fmean(values.values())))
+        assert (cell.std is None) == (len(values) < 2) and (
+            cell.std is None or cell.std == pytest.approx(statistics.stdev(values.values()))
+        )
     assert report.cells[("small_cnn", "sgd")].source == "confirmation"
-    assert report.cells[("small_cnn", "sam")].source == "search"
-    assert report.cells[("small_cnn", "sam")].best_epoch_mean == 92.0  # the paper's measure: best epoch
+    sam = report.cells[("small_cnn", "sam")]
+    assert sam.n == 0 and sam.mean is None and sam.problem == "no confirmation run yet"  # no silent fallback
     assert report.cells[("small_cnn", "sam_gns")].diverged == 1
 
-    (vs_sgd,) = [d for d in report.differences if d.rule == "sgd"]
-    assert vs_sgd.diff == pytest.approx(statistics.fmean([93.0, 93.5, 92.0]) - statistics.fmean([89.0, 90.5, 88.5]))
-    assert vs_sgd.low < vs_sgd.diff < vs_sgd.high
-    (vs_sam,) = [d for d in report.differences if d.rule == "sam"]
-    assert vs_sam.low is None  # SAM has a single run: no interval
+    vs_sgd, vs_sam = report.comparisons
+    assert (vs_sgd.rule, vs_sgd.test, vs_sgd.n) == ("sgd", "paired", 3)
+    assert vs_sgd.diff == pytest.approx(statistics.fmean([93.0 - 89.0, 93.5 - 90.5, 92.0 - 88.5]))
+    assert vs_sgd.ci_low < vs_sgd.diff < vs_sgd.ci_high and vs_sgd.verdict == "better"
+    assert (vs_sam.rule, vs_sam.test, vs_sam.verdict) == ("sam", None, "undecided")
 
     text = render(report, terminal=True)
-    assert "92.83 ± 0.76 (n=3) *" in text  # SAM-GNS's row best, marked
-    assert "too few seeds" in text and "1 diverged" in text and "the paper's measure" in text
+    assert "89.33 ± 1.04 (n=3) <" in text  # sgd's cell marked: sam_gns is better than it
+    assert "92.83 ± 0.76 (n=3)" in text and "92.83 ± 0.76 (n=3) *" not in text  # no mark on the highest mean
+    assert "small_cnn: sam_gns - sgd: +3.50 points, 95% CI [" in text and "(paired t, 3 pairs): sam_gns better" in text
+    assert "small_cnn: sam_gns - sam: no difference (no confirmation run yet); undecided" in text
+    assert "2 comparisons, Holm-adjusted together" in text
+    data = load_data(TrainConfig(dataset="digits", model="small_cnn"))  # the split sizes, counted on the loaded data
+    train, val = hold_out(data.train, 0.1)
+    sizes = f"{len(train):,} training, {len(val):,} validation, {len(data.test):,} test images"
+    assert f"Regime: digits; {sizes}; 3 epochs; no augmentation; batch 100; cosine lr schedule." in text
+    assert "1 diverged" in text and "the paper's measure" in text
     rows = list(csv.DictReader((tmp_path / "out" / "table.csv").open()))
-    assert {r["optimizer"]: r["n"] for r in rows} == {"sgd": "3", "sam": "1", "sam_gns": "3"}
+    assert {r["optimizer"]: r["n"] for r in rows} == {"sgd": "3", "sam": "0", "sam_gns": "3"}
+
+
+def test_paired_and_holm_equal_scipy_on_the_runs_in_mlflow(tmp_path):
+    """Three rules confirmed on the same seeds: each difference is a paired t test (scipy's
+    ttest_rel on the values read back from MLflow here), Holm-adjusted over the two comparisons."""
+    spec = make_spec(tmp_path, "paired", confirm_seeds=4)
+    tracker = SweepTracker(spec)
+    values = {"sgd": [88.1, 90.2, 87.9, 89.4], "sam": [91.0, 91.9, 90.2, 92.8], "sam_gns": [91.5, 92.0, 90.1, 93.4]}
+    for rule, accs in values.items():
+        log_trial(tracker, f"s-{rule}", rule, 0.1, 0, 90.0, [80, 85, 88])
+        for i, acc in enumerate(accs):
+            log_trial(tracker, f"c-{rule}-{i}", rule, 0.1, 1 + i, 90.0, [80, 85, acc], phase="confirm")
+    tracker.finish({})
+    write_report(spec.tracking.mlflow_uri, "paired", tmp_path / "out")
+
+    by_rule = {}
+    for run in mlflow_runs(spec):
+        if run.data.tags["sweep.phase"] == "confirm":
+            by_rule.setdefault(run.data.params["optimizer"], {})[int(run.data.params["seed"])] = run.data.metrics["test_acc"]
+    seeds = sorted(by_rule["sam_gns"])
+    tests = {
+        rule: stats.ttest_rel([by_rule["sam_gns"][s] for s in seeds], [by_rule[rule][s] for s in seeds])
+        for rule in ("sgd", "sam")
+    }
+    ordered = sorted(tests, key=lambda r: tests[r].pvalue)  # Holm, by hand: m = 2
+    holm = {ordered[0]: min(1.0, 2 * tests[ordered[0]].pvalue)}
+    holm[ordered[1]] = max(holm[ordered[0]], min(1.0, tests[ordered[1]].pvalue))
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    for c in saved["comparisons"]:
+        expected, interval = tests[c["rule"]], tests[c["rule"]].confidence_interval(0.95)
+        assert c["test"] == "paired" and c["n"] == 4 and c["against"] == "sam_gns"
+        assert c["p"] == pytest.approx(expected.pvalue, abs=1e-9) and c["p_holm"] == pytest.approx(holm[c["rule"]], abs=1e-9)
+        assert (c["ci_low"], c["ci_high"]) == pytest.approx((interval.low, interval.high), abs=1e-9)
+        assert c["diff"] == pytest.approx(
+            statistics.fmean(by_rule["sam_gns"][s] - by_rule[c["rule"]][s] for s in seeds), abs=1e-9
+        )
+    for cell in saved["cells"]:  # values[i] is the run trained with seeds[i]
+        assert dict(zip(cell["seeds"], cell["values"])) == by_rule[cell["rule"]] and cell["source"] == "confirmation"
+    assert saved["regime"]["dataset"] == "digits" and saved["regime"]["epochs"] == 3 and saved["looks"] == 1
+
+
+def test_welch_when_seeds_do_not_match_and_no_interval_without_spread(tmp_path):
+    spec = make_spec(tmp_path, "welch", optimizers=["sgd", "sam", "sam_gns"], confirm_seeds=3)
+    tracker = SweepTracker(spec)
+    gns = [92.0, 93.5, 91.0]
+    for rule in ("sgd", "sam", "sam_gns"):
+        log_trial(tracker, f"s-{rule}", rule, 0.1, 0, 90.0, [80, 85, 88])
+    for i, acc in enumerate(gns):
+        log_trial(tracker, f"g{i}", "sam_gns", 0.1, 1 + i, 90.0, [80, acc], phase="confirm")
+        log_trial(tracker, f"m{i}", "sam", 0.1, 1 + i, 90.0, [80, acc - 1.0], phase="confirm")  # exactly 1 below, every seed
+        log_trial(tracker, f"w{i}", "sgd", 0.1, 11 + i, 90.0, [80, [88.0, 90.5, 87.0][i]], phase="confirm")  # other seeds
+    tracker.finish({})
+    report = build_report(spec.tracking.mlflow_uri, "welch")
+    vs_sgd, vs_sam = report.comparisons
+    expected = stats.ttest_ind(gns, [88.0, 90.5, 87.0], equal_var=False)
+    assert vs_sgd.test == "welch" and vs_sgd.p == pytest.approx(expected.pvalue, abs=1e-9)
+    assert (vs_sgd.ci_low, vs_sgd.ci_high) == pytest.approx(tuple(expected.confidence_interval(0.95)), abs=1e-9)
+    assert vs_sam.test == "paired" and vs_sam.diff == pytest.approx(1.0)
+    assert vs_sam.ci_low is None and vs_sam.p is None and vs_sam.verdict == "undecided"  # no zero-width interval
+    assert "no spread between seeds" in render(report, terminal=False)
 
 
 def test_report_files_are_valid_and_attached_to_the_parent(finished, tmp_path):
     report = write_report(finished.tracking.mlflow_uri, "fake", tmp_path / "out")
-    for name in ("test_acc_curves.png", "test_acc_lr_rho.png"):
+    for name in ("test_acc_curves.png", "val_acc_lr_rho.png"):
         with Image.open(tmp_path / "out" / name) as image:
             image.verify()
             assert image.format == "PNG" and image.size[0] > 300
@@ -112,8 +187,8 @@ def test_an_arm_with_only_failed_trials_is_flagged(tmp_path):
     cell = report.cells[("small_cnn", "sam")]
     assert cell.mean is None and cell.failed == 2
     text = render(report, terminal=True)
-    assert "small_cnn/sam: 2 search trials; cell from 0 search run(s); 2 failed" in text
-    assert "sam_gns - sam: no result on one side" in text
+    assert "small_cnn/sam: 2 search trials; cell from 0 none run(s); 2 failed" in text
+    assert "sam_gns - sam: no difference (no setting chosen: no search trial finished without diverging); undecided" in text
     row = next(line for line in text.splitlines() if line.startswith("small_cnn "))  # the main table's
     assert "(n=1)  failed  " in row
 
@@ -126,7 +201,7 @@ def test_one_seed_gives_no_interval(tmp_path):
     tracker.finish({})
     report = build_report(spec.tracking.mlflow_uri, "single")
     assert report.cells[("small_cnn", "sgd")].std is None
-    assert "sam_gns - sgd: +1.00 points (too few seeds for a confidence interval)" in render(report, terminal=False)
+    assert "sam_gns - sgd: +1.00 points (too few seeds (1 pair)): undecided" in render(report, terminal=False)
 
 
 def test_an_interrupted_sweep_is_reported_as_unfinished(tmp_path):

@@ -58,6 +58,11 @@ class TrainConfig(BaseModel):
         "cosine", description="learning-rate schedule over the run: cosine annealing to 0, or constant"
     )
     augment: bool = Field(False, description="random crop (padding 4 px) and horizontal flip; the paper uses none")
+    normalize: Literal["auto", "dataset", "imagenet"] = Field(
+        "auto",
+        description="mean and std the inputs are normalised with: dataset (its own), imagenet (ImageNet's), "
+        "or auto: ImageNet's mean and std for pretrained: true, else the data set's own",
+    )
     val_fraction: float = Field(
         0.1, ge=0, lt=1, description="fraction of the training set held out for val_* metrics (0 turns it off)"
     )

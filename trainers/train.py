@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .build import build_model, build_optimizer, load_data
 from .config import TrainConfig
-from .data import Batches, Split, hold_out
+from .data import Batches, Split, hold_out, normalization
 from .models import get_model_info
 from .optim import frozen_batchnorm_stats
 
@@ -63,7 +63,8 @@ class Run:
         shape = SCHEDULES[cfg.lr_schedule]
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda epoch: shape(epoch, cfg.epochs))
         self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and augmentation
-        batch_options = {"mean": data.mean, "std": data.std, "out_size": get_model_info(cfg.model).input_size}
+        mean, std = normalization(data, cfg.normalize, cfg.pretrained)
+        batch_options = {"mean": mean, "std": std, "out_size": get_model_info(cfg.model).input_size}
         self.train_batches = Batches(
             train, cfg.batch_size, shuffle=True, augment=cfg.augment, generator=self.generator, **batch_options
         )

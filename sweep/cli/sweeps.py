@@ -15,9 +15,8 @@ from ..report.render import render, write_report
 from ..search.space import search_budget
 from ..spec import SweepSpec, load_spec
 from ..tracking.journal import SYNC_WAIT_S, Journal, backlog
-from ..tracking.runs import SweepTracker
+from ..tracking.runs import SweepTracker, chosen_text
 from ..tuning.driver import check_new, find_sweep, ray_session, resume_sweep, run_sweep
-from ..tuning.progress import settings
 from ..tuning.signals import exit_status
 
 
@@ -40,7 +39,9 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.overrides)
     trials = sum(search_budget(spec, arm.rule) for arm in spec.arms())
-    confirm = f" + {spec.confirm_seeds * len(spec.arms())} confirmation" if spec.confirm_seeds else ""
+    low, high = spec.confirm_range
+    count = f"{low * len(spec.arms())}" if low == high else f"{low * len(spec.arms())} to {high * len(spec.arms())}"
+    confirm = f" + {count} confirmation" if high else ""
     print(f"ok: {spec.name}: {len(spec.arms())} arms, {trials} trials ({spec.search.method}){confirm}")
     return 0
 
@@ -80,7 +81,7 @@ def _finish(outcome, spec) -> int:
             print(f"Interrupted; finished trials are kept. Continue with: {resume}")
         return exit_status(outcome.signal)
     for arm, best in sorted(outcome.best.items()):
-        print(f"best {arm}: val_acc {best['val_acc']:.2f}%, test_acc {best['test_acc']:.2f}% ({settings(best['train'])})")
+        print(f"best {arm}: {chosen_text(best)}")
     if outcome.unsynced:  # _conclude printed what is missing and the `sweep sync` command
         print(f"The report reads MLflow: run `sweep report {outcome.name}` once `sweep sync` has replayed the rest")
         return 1

@@ -17,9 +17,16 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from trainers.build import data_shape
+
+from ..compare.choice import Result, choose
+from ..compare.seeds import Ended, wanted
 from ..spec import Arm, SweepSpec
 from ..tracking.schema import METRIC, MODE, Outcome, Phase, TrialConfig
 from . import space
+
+# user attributes of a study trial: the trial's end as the choice of a setting reads it
+OUTCOME_ATTR, VAL_ACC_ATTR, VAL_LOSS_ATTR, TEST_ACC_ATTR = "outcome", "val_acc", "val_loss", "test_acc"
 
 
 class ArmSearcher(Searcher):
@@ -29,6 +36,9 @@ class ArmSearcher(Searcher):
         # per arm key (plain strings: Tune pickles this state and `sweep resume` restores it)
         self._issued: dict[str, int] = {arm.key: 0 for arm in spec.arms()}
         self._confirmed: dict[str, int] = dict.fromkeys(self._issued, 0)  # confirmation trials issued
+        self._ended: Ended = {arm: {} for arm in self._issued}  # confirmation seed -> final test_acc (None: failed)
+        self._confirming: dict[str, tuple[str, int]] = {}  # Tune trial id -> (arm, seed) of confirmation trials
+        self._chosen: dict[str, dict[str, float] | None] = {}  # arm -> its setting, once its search has ended
         self._trials: dict[str, tuple[str, int]] = {}  # Tune trial id -> (arm, Optuna trial number)
         self._told: set[str] = set()
         self._studies: dict[str, optuna.Study] = {}
@@ -43,11 +53,21 @@ class ArmSearcher(Searcher):
         return state
 
     def get_state(self) -> dict[str, Any]:
-        return {"issued": self._issued, "confirmed": self._confirmed, "trials": self._trials, "told": self._told}
+        return {
+            "issued": self._issued,
+            "confirmed": self._confirmed,
+            "trials": self._trials,
+            "told": self._told,
+            "ended": self._ended,
+            "confirming": self._confirming,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._issued, self._confirmed = state["issued"], state["confirmed"]
         self._trials, self._told = state["trials"], state["told"]
+        # a sweep saved before seeds were counted per look holds neither
+        self._ended = state.get("ended", {arm: {} for arm in self._issued})
+        self._confirming = state.get("confirming", {})
 
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_bytes(pickle.dumps(self.get_state()))
@@ -83,17 +103,33 @@ class ArmSearcher(Searcher):
         """Search trials per arm key (confirmation trials come on top)."""
         return {arm.key: space.search_budget(self.spec, arm.rule) for arm in self.spec.arms()}
 
-    def best_point(self, arm: str) -> dict[str, float] | None:
-        """The arm's best setting so far: the searched values whose completed trials have the
-        highest mean objective (a grid repeats each setting over seeds), with the fixed values."""
-        by_setting: dict[tuple, list[float]] = {}
+    def results(self, arm: str) -> list[Result]:
+        """The arm's search trials as the choice of a setting reads them (sweep/compare/choice.py)."""
+        rule = Arm.parse(arm).rule
+        fixed = space.fixed_values(self.spec.space_for(rule))
+        found = []
         for trial in self.study(arm).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            setting = tuple(sorted((k, v) for k, v in trial.params.items() if k != space.SEED))
-            by_setting.setdefault(setting, []).append(trial.value)
-        if not by_setting:
+            attrs = trial.user_attrs
+            point = {**fixed, **{k: v for k, v in trial.params.items() if k != space.SEED}}
+            found.append(
+                Result(
+                    setting=Result.key(self.spec.setting(rule, point)),
+                    seed=attrs.get("seed", 0),
+                    outcome=attrs.get(OUTCOME_ATTR, Outcome.FINISHED),
+                    val_acc=attrs.get(VAL_ACC_ATTR, trial.value),
+                    val_loss=attrs.get(VAL_LOSS_ATTR),
+                    order=trial.number,
+                    test_acc=attrs.get(TEST_ACC_ATTR),
+                )
+            )
+        return found
+
+    def best_point(self, arm: str) -> dict[str, float] | None:
+        """The arm's chosen setting so far (sweep/compare/choice.py), with the fixed values."""
+        choice = choose(self.results(arm))
+        if choice is None:
             return None
-        best = max(by_setting, key=lambda setting: sum(by_setting[setting]) / len(by_setting[setting]))
-        return {**space.fixed_values(self.spec.space_for(Arm.parse(arm).rule)), **dict(best)}
+        return {**space.fixed_values(self.spec.space_for(Arm.parse(arm).rule)), **choice.setting}
 
     def _config(self, arm: str, phase: str, seed: int, point: dict[str, float], study_trial: int | None) -> TrialConfig:
         model, rule = Arm.parse(arm)
@@ -121,13 +157,13 @@ class ArmSearcher(Searcher):
         budget = self.search_budgets()
         open_arms = [arm for arm in self._issued if self._issued[arm] < budget[arm]]
         if not open_arms:
-            return self._suggest_confirmation(budget)
+            return self._suggest_confirmation(trial_id, budget)
         arm = min(open_arms, key=lambda a: self._issued[a])  # fewest issued first, in spec order
         rule = Arm.parse(arm).rule
         study = self.study(arm)
         trial = study.ask(space.suggested_distributions(self.spec, rule))
         point = {**space.fixed_values(self.spec.space_for(rule)), **trial.params}
-        seeds = self.spec.seeds
+        seeds = self.spec.search_seeds(rule)
         seed = point.pop(space.SEED, seeds[self._issued[arm] % len(seeds)])
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("ray_trial_id", trial_id)
@@ -137,26 +173,35 @@ class ArmSearcher(Searcher):
         self._live[trial_id] = trial
         return config
 
-    def _suggest_confirmation(self, budget: dict[str, int]) -> TrialConfig | str | None:
-        """After an arm's search, its best setting again with `confirm_seeds` new seeds.
-        Other arms' searches go on meanwhile; an arm with no completed trial confirms nothing."""
-        wanted = self.spec.confirm_seeds
-        waiting = False
-        for arm in sorted(self._issued, key=lambda a: self._confirmed[a]):
-            if self._confirmed[arm] >= wanted:
-                continue
-            told = sum(1 for trial_id, (a, _) in self._trials.items() if a == arm and trial_id in self._told)
-            if told < budget[arm]:
-                waiting = True  # its search is still running: its best setting is not known yet
-                continue
-            point = self.best_point(arm)
-            if point is None:
-                self._confirmed[arm] = wanted
-                continue
-            seed = self.spec.confirmation_seeds()[self._confirmed[arm]]
-            self._confirmed[arm] += 1
-            return self._config(arm, Phase.CONFIRM, seed, point, None)
-        return None if waiting else Searcher.FINISHED
+    def _searched(self, arm: str, budget: dict[str, int]) -> bool:
+        """Whether every search trial of the arm has ended (its chosen setting is then final)."""
+        told = sum(1 for trial_id, (a, _) in self._trials.items() if a == arm and trial_id in self._told)
+        return told >= budget[arm]
+
+    def _suggest_confirmation(self, trial_id: str, budget: dict[str, int]) -> TrialConfig | str | None:
+        """After an arm's search, its chosen setting again on new seeds: `confirm_seeds` of them,
+        or as many as the comparisons need (sweep/compare/seeds.py). Other arms' searches go on
+        meanwhile; an arm whose search finished no trial confirms nothing."""
+        for arm in self._issued:
+            if arm not in self._chosen and self._searched(arm, budget):
+                self._chosen[arm] = self.best_point(arm)
+        chosen = {arm for arm, point in self._chosen.items() if point is not None}
+        # Tune asks again and again while trials run; the plan changes only when a search or a
+        # confirmation ends, so it is worked out (t tests and all) once per change
+        key = (frozenset(chosen), tuple(len(seeds) for seeds in self._ended.values()))
+        if self.__dict__.get("_plan_key") != key:
+            self._plan_key, self._plan = key, wanted(self.spec, chosen, self._ended)
+        want = self._plan
+        for arm in sorted(chosen, key=lambda a: self._confirmed[a]):
+            if self._confirmed[arm] < want[arm]:
+                seed = self.spec.confirmation_seeds()[self._confirmed[arm]]
+                self._confirmed[arm] += 1
+                self._confirming[trial_id] = (arm, seed)
+                return self._config(arm, Phase.CONFIRM, seed, self._chosen[arm], None)
+        searching = len(self._chosen) < len(self._issued)
+        confirming = any(trial not in self._told for trial in self._confirming)
+        # a look may ask for another seed once the running confirmations end
+        return None if searching or confirming else Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         # Per-epoch values let a trial that ASHA stops early still inform TPE (as pruned). Trials
@@ -166,20 +211,52 @@ class ArmSearcher(Searcher):
             trial.report(result[METRIC], step=result["epoch"])
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id in self._confirming and trial_id not in self._told:
+            arm, seed = self._confirming[trial_id]
+            finished = not error and result and result.get("status") == Outcome.FINISHED
+            self._ended[arm][seed] = result.get("test_acc") if finished else None
+            self._told.add(trial_id)
+            return
         if trial_id not in self._trials or trial_id in self._told:
             return
         arm, number = self._trials[trial_id]
         study = self.study(arm)
-        if error or not result or METRIC not in result:
+        status = (result or {}).get("status")
+        if error or not result or status not in (Outcome.RUNNING, Outcome.DIVERGED, Outcome.FINISHED):
             study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-        elif result.get("status") == Outcome.RUNNING:
+        elif status == Outcome.RUNNING:
             # Stopped early by the scheduler: recorded as pruned, its last value as the value at
             # that epoch (Tune does not pass the result that triggered the stop to on_trial_result).
             self.on_trial_result(trial_id, result)
             study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
-        elif result.get("status") == Outcome.DIVERGED:
-            # a failure, not a score: chance-level accuracy would read as a merely poor setting
-            study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-        else:
-            study.tell(number, result[METRIC], skip_if_finished=True)
+        elif self._record(study, number, result):
+            # A diverged trial is a completed trial at chance-level accuracy, so TPE learns where
+            # the rule diverges (a failure it would ignore, and keep sampling there); the choice
+            # of a setting still counts it as diverged, by its outcome attribute. Without a
+            # validation split the arm has one setting and the value only closes the trial.
+            value = result.get(METRIC, 0.0) if status == Outcome.FINISHED else self._chance
+            study.tell(number, value, skip_if_finished=True)
         self._told.add(trial_id)
+
+    @property
+    def _chance(self) -> float:
+        """Accuracy (%) of guessing: what a diverged trial scores in its study."""
+        arm = self.spec.arms()[0]
+        return 100.0 / data_shape(self.spec.train_config(arm.model, arm.rule, self.spec.seeds[0], {})).num_classes
+
+    def _record(self, study: optuna.Study, number: int, result: dict[str, Any]) -> bool:
+        """Write the trial's end into its user attributes; False when the trial has already
+        ended in the study (a trial told again after a resume)."""
+        storage = self._storage
+        trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+        if storage.get_trial(trial_id).state.is_finished():
+            return False
+        attrs = {
+            OUTCOME_ATTR: result["status"],
+            VAL_ACC_ATTR: result.get(METRIC) if result["status"] == Outcome.FINISHED else None,
+            VAL_LOSS_ATTR: result.get("val_loss") if result["status"] == Outcome.FINISHED else None,
+            TEST_ACC_ATTR: result.get("test_acc"),
+        }
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        return True

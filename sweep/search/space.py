@@ -2,13 +2,13 @@
 
 Every method is an Optuna sampler on a per-arm study (`optuna`: seeded TPE, `random`: seeded
 random sampling, `grid`: every combination), so all three share one searcher and one record of
-what was tried. In a grid the training seed is one more dimension; otherwise trial k of an arm
-trains with seed `seeds[k % len(seeds)]`.
+what was tried. In a grid the training seed is one more dimension, over the rule's search seeds
+(a rule with fewer points repeats them over more seeds: every arm gets the same budget);
+otherwise trial k of an arm trains with seed `seeds[k % len(seeds)]`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import optuna
@@ -45,7 +45,7 @@ def search_budget(spec: SweepSpec, rule: str) -> int:
     """Search trials of one arm: the grid's size, or `trials_per_arm` (the same for every arm).
     Its confirmation trials come on top (the driver's `planned_trials`)."""
     if spec.search.method == "grid":
-        return math.prod(len(values) for values in grid(spec.space_for(rule), spec.seeds).values())
+        return spec.grid_points(rule) * len(spec.search_seeds(rule))
     return spec.search.trials_per_arm
 
 
@@ -61,7 +61,7 @@ class AskTellGrid(optuna.samplers.GridSampler):
 def sampler(spec: SweepSpec, rule: str, arm_index: int) -> optuna.samplers.BaseSampler:
     seed = spec.search.seed + arm_index  # each arm seeded, and differently
     if spec.search.method == "grid":
-        return AskTellGrid(grid(spec.space_for(rule), spec.seeds), seed=seed)
+        return AskTellGrid(grid(spec.space_for(rule), spec.search_seeds(rule)), seed=seed)
     if spec.search.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # Constant liar keeps parallel trials of one arm from proposing the same point (Optuna 5
@@ -74,5 +74,5 @@ def suggested_distributions(spec: SweepSpec, rule: str) -> dict[str, BaseDistrib
     """What a trial of this arm asks its study for (the grid asks for the seed too)."""
     dists = distributions(spec.space_for(rule))
     if spec.search.method == "grid":
-        dists[SEED] = CategoricalDistribution(list(spec.seeds))
+        dists[SEED] = CategoricalDistribution(spec.search_seeds(rule))
     return dists

@@ -17,7 +17,7 @@ from .checks import problems
 from .limits import MAX_DEPTH, MAX_SPEC_BYTES
 from .safe_yaml import SpecYAMLError, parse
 from .schema import SweepSpec
-from .sections import DIMENSION_TAGS
+from .sections import UNION_TAGS
 
 
 def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
@@ -76,7 +76,7 @@ def _nest(line: str) -> str:
     (`search.space.rho: low: must be > 0`); join the two into one path."""
     path, _, message = line.partition(": ")
     # the union's tag is no part of the path a user wrote
-    path = ".".join(part for part in path.split(".") if part not in DIMENSION_TAGS)
+    path = ".".join(part for part in path.split(".") if part not in UNION_TAGS)
     inner, sep, rest = message.partition(": ")
     if sep and all(part.isidentifier() for part in inner.split(".")):
         return f"{path}.{inner}: {rest}"

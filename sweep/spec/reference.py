@@ -28,10 +28,13 @@ from .sections import (
     Asha,
     Checkpoints,
     Choice,
+    ConfirmCount,
+    ConfirmSeeds,
     Dimension,
     GpuShare,
     ModelResources,
     Range,
+    ReportOptions,
     Resources,
     Search,
     Tracking,
@@ -43,7 +46,9 @@ SECTIONS: list[tuple[type[BaseModel], str, str]] = [
     (Search, "search", "how each arm searches; every arm gets the same budget"),
     (Range, "A range", "a dimension of `search.space`, sampled uniformly (log-uniformly with `log: true`)"),
     (Choice, "A choice", "a dimension of `search.space` with a finite set of values (a grid's only kind)"),
-    (Asha, "scheduler", "early stopping by ASHA on `val_acc`"),
+    (ConfirmSeeds, "confirm_seeds: {min, max}", "confirmation seeds added one at a time until every comparison is decided"),
+    (ReportOptions, "report", "how the report compares the rules"),
+    (Asha, "scheduler", "early stopping by ASHA on `val_acc`, per arm"),
     (Resources, "resources", "what each trial asks of the cluster"),
     (ModelResources, "resources.models.MODEL", "one model's placement, replacing the fields above it sets"),
     (Tracking, "tracking", "where runs and studies are stored"),
@@ -51,7 +56,11 @@ SECTIONS: list[tuple[type[BaseModel], str, str]] = [
     (TrainConfig, "train", "fixed training settings of every trial: any TrainConfig field but the arm's own"),
     (SyntheticData, "train.synthetic", "the shape of the `synthetic` data set"),
 ]
-NAMED = {Dimension: "number, range or choices", GpuShare: "fraction in [0, 1], or auto"}
+NAMED = {
+    Dimension: "number, range or choices",
+    GpuShare: "fraction in [0, 1], or auto",
+    ConfirmCount: "integer, or [{min, max}](#confirm_seeds-min-max)",
+}
 
 
 def _type(annotation: Any) -> str:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator
 from trainers.optim import list_optimizers
 
 from .. import defaults
-from .limits import MAX_GRID_POINTS, MAX_TRIALS_PER_ARM
+from .limits import MAX_CONFIRM_SEEDS, MAX_GRID_POINTS, MAX_TRIALS_PER_ARM
 
 SEARCHABLE = ("lr", "rho", "eta", "momentum", "weight_decay")  # TrainConfig fields a space may vary
 
@@ -56,7 +56,7 @@ Dimension = Annotated[
     Union[Annotated[float, Tag("fixed")], Annotated[Range, Tag("range")], Annotated[Choice, Tag("choice")]],
     Discriminator(_dimension_kind),
 ]
-DIMENSION_TAGS = ("fixed", "range", "choice")
+UNION_TAGS = ("fixed", "range", "choice", "count", "adaptive")  # not part of a path a user wrote
 
 
 class Search(Strict):
@@ -105,8 +105,49 @@ class Search(Strict):
         return self
 
 
+class ConfirmSeeds(Strict):
+    """Adaptive confirmation: each arm's chosen setting is trained on `min` new seeds, then one more
+    seed at a time for every arm of a model while a comparison of that model is undecided, up to
+    `max`. The error rate is split over the planned looks (sweep/compare/stats.py)."""
+
+    min: int = Field(ge=2, le=MAX_CONFIRM_SEEDS, description="new seeds every arm's chosen setting trains on first")
+    max: int = Field(ge=2, le=MAX_CONFIRM_SEEDS, description=f"most new seeds per arm (at most {MAX_CONFIRM_SEEDS})")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ConfirmSeeds:
+        if self.max < self.min:
+            raise ValueError(f"max: must be >= min ({self.min})")
+        return self
+
+
+def _count_kind(value: Any) -> str:
+    return "adaptive" if isinstance(value, (dict, ConfirmSeeds)) else "count"
+
+
+# A plain count of new seeds, or {min, max} for seeds added until the comparisons are decided.
+ConfirmCount = Annotated[
+    Union[Annotated[int, Field(ge=0, le=MAX_CONFIRM_SEEDS), Tag("count")], Annotated[ConfirmSeeds, Tag("adaptive")]],
+    Discriminator(_count_kind),
+]
+
+
+class ReportOptions(Strict):
+    """How the report compares the rules (sweep/compare/stats.py)."""
+
+    against: str = Field("sam_gns", description="the update rule every other rule of a model is compared with")
+    margin: float = Field(0.5, gt=0, le=100, description="points of test accuracy (%) within which two rules count as equivalent")
+
+    @field_validator("against")
+    @classmethod
+    def _known_rule(cls, rule: str) -> str:
+        if rule not in list_optimizers():
+            raise ValueError(f"{rule}: unknown update rule; known: {', '.join(list_optimizers())}")
+        return rule
+
+
 class Asha(Strict):
-    """Early stopping by ASHA on val_acc; stopped trials count as pruned in their arm's study."""
+    """Early stopping by ASHA on val_acc, each arm's trials compared only with its own; stopped
+    trials count as pruned in their arm's study; confirmation trials are never stopped."""
 
     grace_period: int = Field(1, ge=1, description="epochs every trial runs before it may be stopped")
     reduction_factor: float = Field(3.0, gt=1, description="fraction 1/reduction_factor of trials promoted per rung")

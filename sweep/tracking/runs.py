@@ -52,6 +52,16 @@ def curve_points(result: dict[str, Any]) -> list[Metric]:
     return [Metric(key, float(result[key]), stamp, int(result["epoch"])) for key in CURVES if key in result]
 
 
+def chosen_text(best: dict[str, Any]) -> str:
+    """An arm's chosen setting in one line: its mean final accuracies over the seeds it was chosen
+    on, and its searched values (the terminal and the parent run's best.* tags read the same)."""
+    seeds = f" over {best['n']} seed{'s' if best['n'] > 1 else ''}" if best.get("n") else ""
+    val = f"val_acc {best['val_acc']:.2f}%" if best.get("val_acc") is not None else "no val_acc (val_fraction 0)"
+    test = f"test_acc {best['test_acc']:.2f}%" if best.get("test_acc") is not None else "no test_acc"
+    values = ", ".join(f"{k} {v:.4g}" for k, v in searched(best["train"]).items())
+    return f"{val}, {test}{seeds} ({values})"
+
+
 class RunLogger:
     """MLflow logging of a single `sweep train` run (no sweep, no parent): a reporter for fit()."""
 
@@ -83,7 +93,7 @@ class SweepTracker:
             "method": spec.search.method,
             "trials_per_arm": str(spec.search.trials_per_arm),
             "seeds": ",".join(map(str, spec.seeds)),
-            "confirm_seeds": str(spec.confirm_seeds),
+            "confirm_seeds": "{}-{}".format(*spec.confirm_range) if spec.looks > 1 else str(spec.confirm_range[0]),
         }
         self.reset()
 
@@ -202,20 +212,8 @@ class SweepTracker:
         return len(orphans)
 
     def finish(self, best: dict[str, dict[str, Any]]) -> None:
-        """Record each arm's best search trial on the parent run, as tags (charts of the parent's
-        metrics would crowd out the trials' curves in the UI), and close it."""
-        tags = [
-            RunTag(
-                f"{BEST_TAG_PREFIX}{arm}",
-                ", ".join(
-                    [
-                        f"val_acc {b['val_acc']:.2f}",
-                        f"test_acc {b['test_acc']:.2f}",
-                        *(f"{k} {v:.4g}" for k, v in searched(b["train"]).items()),
-                    ]
-                ),
-            )
-            for arm, b in best.items()
-        ]
+        """Record each arm's chosen setting (sweep/compare/choice.py) on the parent run, as tags
+        (charts of the parent's metrics would crowd out the trials' curves in the UI), and close it."""
+        tags = [RunTag(f"{BEST_TAG_PREFIX}{arm}", chosen_text(b)) for arm, b in best.items()]
         self.client.log_batch(self.parent, tags=tags)
         self.client.set_terminated(self.parent, "FINISHED")

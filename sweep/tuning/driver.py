@@ -24,6 +24,8 @@ from ..cluster import placement
 from ..cluster.cards import cluster_cards, detect_cards, node_labels
 from ..cluster.nodes import use_cluster_token
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
+from ..compare.choice import Result, choose
+from ..compare.seeds import Ended, wanted
 from ..defaults import SPEC_FILE, command
 from ..errors import UserError
 from ..search import space
@@ -33,7 +35,8 @@ from ..tracking.callback import MlflowTracking
 from ..tracking.journal import close_journal, open_journal
 from ..tracking.runs import SweepTracker
 from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
-from .progress import Progress
+from .progress import Progress, trial_result
+from .scheduler import build_scheduler
 from .signals import StopNow, StopSignals
 from .trainable import train_trial
 
@@ -45,7 +48,7 @@ _USERS_ENV = frozenset(os.environ)  # a value the user set before starting wins 
 class SweepOutcome:
     name: str
     interrupted: bool
-    best: dict[str, dict] = field(default_factory=dict)  # arm key -> final metrics and settings of its best trial
+    best: dict[str, dict] = field(default_factory=dict)  # arm key -> its chosen setting's mean val_acc, test_acc, n, train
     failed: int = 0
     orphans: int = 0  # runs and study trials left open by a killed driver, closed at the end
     unsynced: str = ""  # what is not in MLflow yet and how to replay it; empty when all is there
@@ -61,6 +64,10 @@ def _quiet() -> None:
     # MLflow holds the curves: no CSV and TensorBoard copy of every result written by the
     # driver; its result.json stays (JsonLoggerCallback in run_sweep)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Trials without a validation split (val_fraction 0, the paper's protocol) report no val_acc,
+    # which Tune's check of the objective would take for a broken trainable; the spec allows it
+    # only where nothing is chosen or stopped on it.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 
 @contextlib.contextmanager
@@ -111,8 +118,8 @@ def _trial_name(trial) -> str:
 
 def planned_trials(spec: SweepSpec) -> dict[str, int]:
     """Per arm key, the trials the arm runs at most: its search budget, then its confirmation
-    seeds (which run only when its search completed a trial)."""
-    return {arm.key: space.search_budget(spec, arm.rule) + spec.confirm_seeds for arm in spec.arms()}
+    seeds (which run only when its search completed a trial; with adaptive seeds, up to max)."""
+    return {arm.key: space.search_budget(spec, arm.rule) + spec.confirm_range[1] for arm in spec.arms()}
 
 
 def check_new(spec: SweepSpec) -> None:
@@ -155,15 +162,7 @@ def run_sweep(spec: SweepSpec) -> SweepOutcome:
     (folder / SPEC_FILE).write_text(dump_spec(spec))  # what `sweep resume` reads
     tracker = SweepTracker(spec)
     planned = planned_trials(spec)
-    scheduler = None
-    if spec.scheduler is not None:
-        epochs = spec.train_config(*spec.arms()[0], spec.seeds[0], {}).epochs
-        scheduler = tune.schedulers.ASHAScheduler(
-            time_attr="epoch",
-            max_t=epochs,
-            grace_period=spec.scheduler.grace_period,
-            reduction_factor=spec.scheduler.reduction_factor,
-        )
+    scheduler = build_scheduler(spec)
     storage_path, filesystem = tune_storage(spec)
     tuner = tune.Tuner(
         trainable,
@@ -184,7 +183,7 @@ def run_sweep(spec: SweepSpec) -> SweepOutcome:
             storage_filesystem=filesystem,
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[MlflowTracking(tracker, folder), Progress(planned), JsonLoggerCallback()],
+            callbacks=[MlflowTracking(tracker, folder), Progress(planned, spec), JsonLoggerCallback()],
             verbose=0,
         ),
     )
@@ -218,26 +217,40 @@ def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner) -> SweepOutc
         return outcome
 
 
-def _expected_trials(spec: SweepSpec, searcher: ArmSearcher) -> int:
-    """Trials a complete sweep has: every search trial, and confirmations for each arm whose
-    search completed at least one trial (read from the studies, which outlive the driver)."""
-    budgets = searcher.search_budgets()
-    confirmed = sum(spec.confirm_seeds for arm in budgets if searcher.best_point(arm) is not None)
-    return sum(budgets.values()) + confirmed
+def _results(spec: SweepSpec, results: tune.ResultGrid) -> tuple[dict[str, list[Result]], Ended, dict[tuple, dict]]:
+    """From Tune's results: each arm's search trials as the choice of a setting reads them, each
+    arm's ended confirmation trials (seed -> final test_acc, None when it failed), and the
+    search trials' TrainConfigs by (arm, study trial)."""
+    search: dict[str, list[Result]] = {arm.key: [] for arm in spec.arms()}
+    ended: Ended = {arm.key: {} for arm in spec.arms()}
+    trains: dict[tuple, dict] = {}
+    for result in results:
+        config, metrics = result.config or {}, result.metrics or {}
+        if config.get("arm") not in search:
+            continue
+        train, status = config["train"], metrics.get("status") if result.error is None else Outcome.FAILED
+        if config.get("phase") == Phase.CONFIRM:
+            if status in (Outcome.FINISHED, Outcome.DIVERGED, Outcome.FAILED):
+                ended[config["arm"]][train["seed"]] = metrics.get("test_acc") if status == Outcome.FINISHED else None
+            continue
+        search[config["arm"]].append(trial_result(spec, config, metrics, status))
+        trains[(config["arm"], config.get("study_trial") or 0)] = train
+    return search, ended, trains
 
 
 def _conclude(spec: SweepSpec, tracker: SweepTracker, results: tune.ResultGrid) -> SweepOutcome:
     searcher = ArmSearcher(spec)  # one reader of the studies for the checks below
-    outcome = SweepOutcome(spec.name, interrupted=results.num_terminated + results.num_errors < _expected_trials(spec, searcher))
+    search, ended, trains = _results(spec, results)
+    chosen = {arm: choose(found) for arm, found in search.items()}
+    # a complete sweep: every search trial, and the confirmations its results asked for
+    confirmations = wanted(spec, {arm for arm, choice in chosen.items() if choice is not None}, ended)
+    expected = sum(searcher.search_budgets().values()) + sum(confirmations.values())
+    outcome = SweepOutcome(spec.name, interrupted=results.num_terminated + results.num_errors < expected)
     outcome.failed = results.num_errors
-    for result in results:
-        metrics = result.metrics or {}
-        if metrics.get("status") != Outcome.FINISHED or not result.config or result.config.get("phase") != Phase.SEARCH:
-            continue
-        arm = result.config["arm"]
-        if arm not in outcome.best or metrics[METRIC] > outcome.best[arm][METRIC]:
-            train = result.config["train"]
-            outcome.best[arm] = {**{k: metrics[k] for k in ("val_acc", "test_acc", "epoch")}, "train": train}
+    for arm, choice in chosen.items():
+        if choice is not None:
+            train = trains[(arm, choice.results[0].order)]
+            outcome.best[arm] = {"val_acc": choice.val_acc, "test_acc": choice.test_acc, "n": len(choice.results), "train": train}
     # the callback's journal (or, after a resume with nothing left to run, a new one)
     journal = open_journal(spec.folder, tracker)
     if not outcome.interrupted:

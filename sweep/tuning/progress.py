@@ -1,4 +1,5 @@
-"""Terminal progress of a sweep: per arm, trials running and done, and the best val_acc so far."""
+"""Terminal progress of a sweep: per arm, trials running and done, and its chosen setting so far
+(the same choice as the searcher's and the report's: sweep/compare/choice.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import TextIO
 
 from ray.tune import Callback
 
-from ..spec import searched
-from ..tracking.schema import METRIC
+from ..compare.choice import Result, choose
+from ..spec import SweepSpec, searched
+from ..tracking.schema import METRIC, Phase
 
 
 def settings(train: dict) -> str:
@@ -16,13 +18,29 @@ def settings(train: dict) -> str:
     return ", ".join(f"{key} {value:.3g}" for key, value in searched(train).items())
 
 
+def trial_result(spec: SweepSpec, config: dict, metrics: dict, status: str | None) -> Result:
+    """A search trial's end as the choice of a setting reads it, from Tune's config and last result."""
+    train = config["train"]
+    return Result(
+        setting=Result.key(spec.setting(train["optimizer"], train)),
+        seed=train["seed"],
+        outcome=status,
+        val_acc=metrics.get(METRIC),
+        val_loss=metrics.get("val_loss"),
+        order=config.get("study_trial") or 0,
+        test_acc=metrics.get("test_acc"),
+    )
+
+
 class Progress(Callback):
-    def __init__(self, budget: dict[str, int], out: TextIO | None = None):
-        self.budget = budget
+    def __init__(self, budget: dict[str, int], spec: SweepSpec, out: TextIO | None = None):
+        self.budget = budget  # per arm, the most trials it runs
+        self.spec = spec
         self.out = out
         self.running = dict.fromkeys(budget, 0)
         self.done = dict.fromkeys(budget, 0)
-        self.best: dict[str, tuple[float, dict]] = {}
+        self.results: dict[str, list[Result]] = {arm: [] for arm in budget}  # ended search trials
+        self.trains: dict[tuple[str, int], dict] = {}  # (arm, study trial) -> TrainConfig, to print a setting
 
     def __getstate__(self):
         return {**self.__dict__, "out": None}
@@ -30,9 +48,11 @@ class Progress(Callback):
     def _line(self, arm: str, event: str) -> None:
         total_done, total = sum(self.done.values()), sum(self.budget.values())
         best = ""
-        if arm in self.best:
-            value, train = self.best[arm]
-            best = f", best {METRIC} {value:.2f} ({settings(train)})"
+        choice = choose(self.results[arm])
+        if choice is not None:
+            train = self.trains[(arm, choice.results[0].order)]
+            value = f"{METRIC} {choice.val_acc:.2f}" if choice.val_acc is not None else f"no {METRIC}"
+            best = f", best {value} ({settings(train)})"
         print(
             f"[{total_done}/{total}] {arm}: {event}; {self.running[arm]} running, {self.done[arm]}/{self.budget[arm]} done{best}",
             file=self.out or sys.stdout,
@@ -48,9 +68,10 @@ class Progress(Callback):
         arm = trial.config["arm"]
         self.running[arm] = max(0, self.running[arm] - 1)
         self.done[arm] += 1
-        value = (trial.last_result or {}).get(METRIC)
-        if value is not None and (arm not in self.best or value > self.best[arm][0]):
-            self.best[arm] = (value, trial.config["train"])
+        if trial.config.get("phase") == Phase.SEARCH:
+            result = trial_result(self.spec, trial.config, trial.last_result or {}, outcome)
+            self.results[arm].append(result)
+            self.trains[(arm, result.order)] = trial.config["train"]
         self._line(arm, f"trial {trial.trial_id} {outcome}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:

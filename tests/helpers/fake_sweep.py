@@ -11,14 +11,16 @@ def make_spec(tmp_path, name="fake", **overrides):
         "models": ["small_cnn"],
         "optimizers": ["sgd", "sam", "sam_gns"],
         "train": {"epochs": 3},
-        "search": {"method": "optuna", "trials_per_arm": 2},
+        "search": {"method": "optuna", "trials_per_arm": 2, "space": {"lr": {"low": 0.01, "high": 1.0, "log": True}}},
         "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
     }
     spec.update(overrides)
     return validate_spec(spec)
 
 
-def log_trial(tracker, trial_id, rule, lr, seed, val, test_curve, phase="search", outcome="finished", rho=0.05):
+def log_trial(
+    tracker, trial_id, rule, lr, seed, val, test_curve, phase="search", outcome="finished", rho=0.05, study_trial=0, val_loss=None
+):
     train = {
         "optimizer": rule,
         "model": "small_cnn",
@@ -29,12 +31,16 @@ def log_trial(tracker, trial_id, rule, lr, seed, val, test_curve, phase="search"
         "seed": seed,
         "epochs": 3,
     }
-    config = {"arm": f"small_cnn/{rule}", "phase": phase, "train": train, "study_trial": 0 if phase == "search" else None}
+    config = {
+        "arm": f"small_cnn/{rule}",
+        "phase": phase,
+        "train": train,
+        "study_trial": study_trial if phase == "search" else None,
+    }
     for epoch, test in enumerate(test_curve, start=1):
-        tracker.log_epoch(
-            trial_id,
-            config,
-            {"epoch": epoch, "val_acc": val - (len(test_curve) - epoch), "test_acc": test, "train_loss": 1.0 / epoch},
-        )
+        result = {"epoch": epoch, "val_acc": val - (len(test_curve) - epoch), "test_acc": test, "train_loss": 1.0 / epoch}
+        if val_loss is not None:
+            result["val_loss"] = val_loss + (len(test_curve) - epoch)  # falls to val_loss at the last epoch
+        tracker.log_epoch(trial_id, config, result)
     if outcome is not None:
         tracker.end_trial(trial_id, config, outcome)

@@ -5,12 +5,14 @@ the training device; batches are cut from them by index and resized to the model
 (8x8 digits to 32x32, CIFAR to 224x224 for the ImageNet networks).
 
 Registry keys: cifar10, cifar100 (torchvision's on-disk format), digits (ships with scikit-learn,
-the offline default), synthetic (random images of any shape, for benchmarks). Adding one:
-docs/extending.md.
+the offline default), synthetic (random images of any shape, for benchmarks). Batches are
+normalised with the data set's mean and std, or ImageNet's for a pretrained network
+(normalize.py). Adding one: docs/extending.md.
 """
 
 from . import cifar, digits, synthetic  # noqa: F401  (each loader file registers on import)
 from .batches import Batches
+from .normalize import IMAGENET_MEAN, IMAGENET_STD, normalization
 from .registry import DatasetInfo, data_shape, get_dataset_info, list_datasets, load_dataset, register_dataset
 from .splits import DataSet, DataShape, Split, held_out, hold_out
 
@@ -19,6 +21,8 @@ __all__ = [
     "DataSet",
     "DataShape",
     "DatasetInfo",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "Split",
     "data_shape",
     "get_dataset_info",
@@ -26,5 +30,6 @@ __all__ = [
     "hold_out",
     "list_datasets",
     "load_dataset",
+    "normalization",
     "register_dataset",
 ]
