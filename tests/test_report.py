@@ -248,3 +248,17 @@ def test_no_password_reaches_mlflow(tmp_path):
     for run in client.search_runs([parent.info.experiment_id]):
         assert secret not in str(run.data.params) + str(run.data.tags)
     assert all(secret not in p.read_text() for p in (tmp_path / "out").glob("*.md"))
+
+
+def test_a_setting_chosen_at_the_edge_of_its_range_is_flagged(tmp_path):
+    spec = make_spec(tmp_path, "edge", optimizers=["sgd", "sam_gns"])  # lr searched log-uniformly in [0.01, 1]
+    tracker = SweepTracker(spec)
+    log_trial(tracker, "a", "sgd", 0.0105, 0, 95.0, [80, 90], study_trial=0)  # in the lowest 5% (log scale): flagged
+    log_trial(tracker, "b", "sgd", 0.1, 0, 90.0, [80, 85], study_trial=1)
+    log_trial(tracker, "c", "sam_gns", 0.1, 0, 91.0, [80, 85], study_trial=0)  # the middle: not flagged
+    tracker.finish({})
+    report = build_report(spec.tracking.mlflow_uri, "edge")
+    assert report.warnings == [
+        "small_cnn/sgd: lr 0.0105 lies at the lower edge of its range [0.01, 1]; the best setting may lie beyond it"
+    ]
+    assert "Warnings:\n- small_cnn/sgd: lr 0.0105 lies at the lower edge" in render(report, terminal=True)
