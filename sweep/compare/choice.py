@@ -20,7 +20,9 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-FINISHED, DIVERGED = "finished", "diverged"  # the outcomes that say something of a setting
+from ..tracking.schema import Outcome
+
+FINISHED, DIVERGED = Outcome.FINISHED, Outcome.DIVERGED  # the outcomes that say something of a setting
 
 
 @dataclass(frozen=True)
