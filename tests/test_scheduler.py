@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
 import sweep.tuning.driver
-from sweep.spec import validate_spec
+from helpers.fake_sweep import ray_sweep_spec
 from sweep.tracking.schema import METRIC, MODE
 from sweep.tuning.scheduler import PerArmAsha, build_scheduler
 
@@ -127,11 +127,7 @@ def test_tune_may_pass_the_sweeps_objective_only():
 
 
 def tiny_spec(tmp_path, name, **overrides):
-    spec = {
-        "name": name,
-        "dataset": "digits",
-        "models": ["small_cnn"],
-        "optimizers": ["sgd", "sam_gns"],
+    fields = {
         "train": {"epochs": 3, "batch_size": 128, "model_options": {"width": 4}},
         "search": {
             "method": "optuna",
@@ -142,13 +138,8 @@ def tiny_spec(tmp_path, name, **overrides):
         },
         "scheduler": {"grace_period": 1, "reduction_factor": 2},
         "confirm_seeds": 2,
-        "resources": {"cpus": 1, "gpu": 0.5},
-        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
-        "checkpoints": {"path": str(tmp_path / "sweeps")},
-        "max_concurrent": 2,
     }
-    spec.update(overrides)
-    return validate_spec(spec).resolved()
+    return ray_sweep_spec(tmp_path, name, **{**fields, **overrides})
 
 
 def test_build_scheduler_is_none_without_a_scheduler_section(tmp_path):

@@ -11,8 +11,9 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
+from helpers.fake_sweep import ray_sweep_spec
 from helpers.figures import logged_epochs, record
-from sweep.spec import Arm, validate_spec
+from sweep.spec import Arm
 from sweep.tuning.driver import run_sweep
 from sweep.tuning.trainable import FAULT_ENV
 
@@ -36,24 +37,15 @@ def ray_session(fault_file):
 
 
 def tiny_spec(tmp_path, name, **overrides):
-    spec = {
-        "name": name,
-        "dataset": "digits",
-        "models": ["small_cnn"],
-        "optimizers": ["sgd", "sam_gns"],
+    fields = {
         "train": {"epochs": 2, "batch_size": 64, "model_options": {"width": 4}},
         "search": {
             "method": "optuna",
             "trials_per_arm": 2,
             "space": {"lr": {"low": 0.01, "high": 0.5, "log": True}, "rho": {"low": 0.01, "high": 0.2, "log": True}},
         },
-        "resources": {"cpus": 1, "gpu": 0.5},
-        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
-        "checkpoints": {"path": str(tmp_path / "sweeps")},
-        "max_concurrent": 2,
     }
-    spec.update(overrides)
-    return validate_spec(spec).resolved()
+    return ray_sweep_spec(tmp_path, name, **{**fields, **overrides})
 
 
 def runs(spec):

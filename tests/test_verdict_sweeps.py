@@ -8,10 +8,10 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
+from helpers.fake_sweep import ray_sweep_spec
 from sweep.compare.seeds import sample
 from sweep.compare.stats import compare_all
 from sweep.report.render import write_report
-from sweep.spec import validate_spec
 from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow
@@ -25,20 +25,11 @@ def ray_session():
 
 
 def spec_of(tmp_path, name, **overrides):
-    spec = {
-        "name": name,
-        "dataset": "digits",
-        "models": ["small_cnn"],
-        "optimizers": ["sgd", "sam_gns"],
+    fields = {
         "train": {"epochs": 1, "batch_size": 128, "model_options": {"width": 4}},
         "search": {"method": "grid", "space": {"lr": 0.3}},
-        "resources": {"cpus": 1, "gpu": 0.5},
-        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
-        "checkpoints": {"path": str(tmp_path / "sweeps")},
-        "max_concurrent": 2,
     }
-    spec.update(overrides)
-    return validate_spec(spec).resolved()
+    return ray_sweep_spec(tmp_path, name, **{**fields, **overrides})
 
 
 def confirmations(spec) -> dict[str, dict[int, float]]:

@@ -1,7 +1,24 @@
-"""Sweeps written straight through the real tracking code into a real SQLite MLflow store, without
-Ray: for the report and UI tests, which read MLflow only."""
+"""Specs of the tests' sweeps: tiny ones that Ray really runs (`ray_sweep_spec`), and sweeps written
+straight through the real tracking code into a real SQLite MLflow store, without Ray, for the
+report and UI tests, which read MLflow only (`make_spec`, `log_trial`)."""
 
 from sweep.spec import validate_spec
+
+
+def ray_sweep_spec(tmp_path, name, **fields):
+    """A sweep of small CNNs on digits, sgd against sam_gns, two trials at a time on half a logical
+    GPU each, its stores in tmp_path; `fields` (train, search, ...) replace the spec's own."""
+    spec = {
+        "name": name,
+        "dataset": "digits",
+        "models": ["small_cnn"],
+        "optimizers": ["sgd", "sam_gns"],
+        "resources": {"cpus": 1, "gpu": 0.5},
+        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "optuna_storage": f"sqlite:///{tmp_path}/optuna.db"},
+        "checkpoints": {"path": str(tmp_path / "sweeps")},
+        "max_concurrent": 2,
+    }
+    return validate_spec({**spec, **fields}).resolved()
 
 
 def make_spec(tmp_path, name="fake", **overrides):
