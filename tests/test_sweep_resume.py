@@ -1,6 +1,7 @@
 """`sweep run` interrupted with Ctrl-C, then `sweep resume`: the commands as a user runs them."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -49,7 +50,15 @@ def children(client, experiment_id):
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed-driver"])
 def test_interrupted_sweep_resumes_without_repeating_finished_trials(tmp_path, stop):
     (tmp_path / "spec.yaml").write_text(SPEC)
-    run = subprocess.Popen(sweep("run", "spec.yaml"), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # in a session of its own, as a scheduler's job: its local Ray lives in its process group
+    run = subprocess.Popen(
+        sweep("run", "spec.yaml"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines, deadline = [], time.monotonic() + 240
     while time.monotonic() < deadline:
         line = run.stdout.readline()
@@ -66,8 +75,10 @@ def test_interrupted_sweep_resumes_without_repeating_finished_trials(tmp_path, s
         assert "Continue with: sweep resume resume-me" in output
     else:
         assert run.returncode == -signal.SIGKILL
-        # the dead driver's local Ray outlives it; stop it as a person would before resuming
-        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True, timeout=120)
+        # the dead driver's local Ray outlives it; stop it before resuming, as a scheduler ends a
+        # job's process group. Not `ray stop`, which stops every Ray on the machine, the other
+        # pytest workers' sessions with them.
+        os.killpg(run.pid, signal.SIGKILL)
 
     # what the trials had done when the driver stopped, from Tune's own records (MLflow may lag
     # behind: its events wait in the sweep's journal until `sweep resume` applies them)

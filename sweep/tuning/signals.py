@@ -45,7 +45,7 @@ class StopSignals:
         self.received: signal.Signals | None = None  # the first stop signal
         self._saved: dict[int, object] = {}
         self._fitting = threading.Event()
-        self._helper: threading.Thread | None = None
+        self._stop_requested = threading.Event()  # set by the first signal, read by the helper thread
 
     def __enter__(self) -> StopSignals:
         # After ray.init: the core worker's native SIGTERM handler, installed when the driver
@@ -71,28 +71,41 @@ class StopSignals:
         users = os.environ.get(TUNE_SIGINT_ENV)
         os.environ[TUNE_SIGINT_ENV] = "1"
         self._fitting.set()
+        # The helper that hands the first signal to Tune starts here, not in the handler: a second
+        # signal landing while the handler started a thread re-entered it inside Thread.start.
+        helper = threading.Thread(target=self._stop_tune, name="stop signal", daemon=True)
+        helper.start()
         try:
             return tuner.fit()
+        except SystemError as error:
+            # A second signal's StopNow raised while Ray's core worker waits (ray.wait checks for
+            # signals from C) comes back as a SystemError caused by it.
+            if isinstance(error.__cause__, StopNow):
+                raise error.__cause__ from None
+            raise
         finally:
             self._fitting.clear()
+            self._stop_requested.set()  # lets the helper end when no signal came
             if users is None:
                 os.environ.pop(TUNE_SIGINT_ENV, None)
             else:
                 os.environ[TUNE_SIGINT_ENV] = users
-            if self._helper is not None:
-                self._helper.join()  # before __exit__ takes back SIGUSR1, which Tune leaves set
+            helper.join()  # before __exit__ takes back SIGUSR1, which Tune leaves set
 
     def _handle(self, signum: int, frame) -> None:
+        # Only flag and event here: a handler runs between any two bytecodes of the main thread,
+        # and a second signal can run it again before it returns.
         if self.received is not None or not self._fitting.is_set():
             self.received = self.received or signal.Signals(signum)
             raise StopNow
         self.received = signal.Signals(signum)
-        self._helper = threading.Thread(target=self._stop_tune, name="stop signal", daemon=True)
-        self._helper.start()
+        self._stop_requested.set()
 
     def _stop_tune(self) -> None:
-        """Send Tune its stop signal once its handler is in place: Tune installs it as its loop
-        starts, so a signal during its setup waits for it (or for fit to end)."""
+        """Once a stop signal came, send Tune its stop signal as soon as its handler is in place:
+        Tune installs it as its loop starts, so a signal during its setup waits for it (or for fit
+        to end)."""
+        self._stop_requested.wait()
         while self._fitting.is_set():
             if signal.getsignal(signal.SIGUSR1) is not self._saved[signal.SIGUSR1]:
                 os.kill(os.getpid(), signal.SIGUSR1)
