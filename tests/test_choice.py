@@ -2,10 +2,12 @@
 ArmSearcher over real Optuna studies (SQLite), and the report over a real MLflow store, fed the
 same trials, must choose the same setting."""
 
+import pickle
+
 import pytest
 from optuna.trial import TrialState
 
-from helpers.fake_sweep import log_trial
+from helpers.fake_sweep import log_trial, make_spec
 from sweep.compare.choice import Result, choose
 from sweep.compare.seeds import wanted
 from sweep.errors import UserError
@@ -167,3 +169,27 @@ def test_val_fraction_zero_needs_one_setting_per_arm_and_no_scheduler(tmp_path):
             search={"method": "grid", "space": {"lr": 0.1}},
             scheduler={"grace_period": 1},
         )
+
+
+def test_a_study_trial_asked_after_the_last_saved_state_is_trained_on_resume_not_failed(tmp_path):
+    """A driver killed between Optuna's ask and Tune's next save of the searcher leaves a RUNNING
+    study trial no Tune trial holds; the resumed searcher hands it out again, same number, same
+    setting, instead of asking another and failing it at the end."""
+    search = {"method": "optuna", "trials_per_arm": 3, "space": {"lr": {"low": 0.01, "high": 1.0, "log": True}}}
+    spec = make_spec(tmp_path, optimizers=["sam_gns"], search=search)
+    (arm,) = [a.key for a in spec.arms()]
+    before = ArmSearcher(spec)
+    first = before.suggest("t1")
+    saved = pickle.loads(pickle.dumps(before.get_state()))  # what Tune saved: t1 issued
+    lost = before.suggest("t2")  # asked, then the driver died before the next save
+
+    resumed = ArmSearcher(spec)
+    resumed.set_state(saved)
+    again = resumed.suggest("t2-after-resume")
+    assert again["study_trial"] == lost["study_trial"] != first["study_trial"]
+    assert again["train"] == lost["train"]  # Optuna's proposal of then, with its seed
+    fresh = resumed.suggest("t3")  # the next one is new
+    assert fresh["study_trial"] not in (first["study_trial"], lost["study_trial"])
+    study = resumed.study(arm)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING] * 3
+    assert study.trials[lost["study_trial"]].user_attrs["ray_trial_id"] == "t2-after-resume"

@@ -87,6 +87,9 @@ def test_batches_normalise_expand_grey_and_resize():
     x, _ = next(iter(Batches(split, 4, mean=(0.5,), std=(0.25,), out_size=32)))
     assert x.shape == (4, 3, 32, 32)
     torch.testing.assert_close(x, torch.full_like(x, 2.0))  # (1 - 0.5) / 0.25
+    own, _ = next(iter(Batches(split, 4, mean=(0.5,), std=(0.25,), out_size=None)))  # a model of any size
+    assert own.shape == (4, 3, 8, 8)
+    torch.testing.assert_close(own, torch.full_like(own, 2.0))
 
 
 def test_synthetic_has_the_requested_shape(tmp_path):

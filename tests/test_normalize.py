@@ -48,7 +48,7 @@ def test_grey_images_take_imagenet_stats_after_becoming_rgb_and_other_channel_co
 
 
 def run_of(channels: int, normalize: str) -> Run:
-    synthetic = {"images": 40, "image_size": 32, "channels": channels}  # small_cnn's input size: no resizing
+    synthetic = {"images": 40, "image_size": 32, "channels": channels}  # small_cnn takes them as they are
     cfg = TrainConfig(
         dataset="synthetic",
         synthetic=synthetic,

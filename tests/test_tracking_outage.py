@@ -312,7 +312,7 @@ def assert_complete(spec, epochs: int, failure: str, note: str) -> None:
 
 @pytest.mark.slow
 def test_a_30_second_outage_mid_trial_loses_and_doubles_nothing(tmp_path, ray_session, server, capsys):
-    epochs, outage = 100, 30.0  # about 0.6 s an epoch here, two trials side by side
+    epochs, outage = 150, 30.0  # about 0.25 s an epoch here, two trials side by side
     spec = sweep_spec(tmp_path, "outage", server.uri, epochs)
     folder = spec.checkpoints.path / spec.name
     seen: dict[str, float] = {}

@@ -32,7 +32,8 @@ def _optimizers() -> list[tuple[str, str, str]]:
 
 
 def _models() -> list[tuple[str, str, str]]:
-    return [(name, f"{get_model_info(name).input_size}px", get_model_info(name).summary) for name in list_models()]
+    infos = map(get_model_info, list_models())
+    return [(info.name, f"{info.input_size}px" if info.input_size else "any size", info.summary) for info in infos]
 
 
 def _datasets() -> list[tuple[str, str, str]]:

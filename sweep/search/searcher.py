@@ -161,7 +161,7 @@ class ArmSearcher(Searcher):
         arm = min(open_arms, key=lambda a: self._issued[a])  # fewest issued first, in spec order
         rule = Arm.parse(arm).rule
         study = self.study(arm)
-        trial = study.ask(space.suggested_distributions(self.spec, rule))
+        trial = self._orphan(arm) or study.ask(space.suggested_distributions(self.spec, rule))
         point = {**space.fixed_values(self.spec.space_for(rule)), **trial.params}
         seeds = self.spec.search_seeds(rule)
         seed = point.pop(space.SEED, seeds[self._issued[arm] % len(seeds)])
@@ -172,6 +172,20 @@ class ArmSearcher(Searcher):
         self._trials[trial_id] = (arm, trial.number)
         self._live[trial_id] = trial
         return config
+
+    def _orphan(self, arm: str) -> optuna.Trial | None:
+        """A study trial of the arm that a killed driver asked for after Tune last saved this
+        searcher: RUNNING, and held by no trial this searcher knows. `sweep resume` trains it
+        now, with the setting Optuna proposed then, so the study continues rather than holding a
+        failed trial and one more than its budget."""
+        held = {number for held_arm, number in self._trials.values() if held_arm == arm}
+        study = self.study(arm)
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.number not in held:
+                storage = self._storage
+                study_id = storage.get_study_id_from_name(study.study_name)
+                return optuna.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number))
+        return None
 
     def _searched(self, arm: str, budget: dict[str, int]) -> bool:
         """Whether every search trial of the arm has ended (its chosen setting is then final)."""

@@ -2,7 +2,7 @@
 
 Every data set is loaded once into uint8 image tensors (N, C, H, W) and int64 labels, held on
 the training device; batches are cut from them by index and resized to the model's input size
-(8x8 digits to 32x32, CIFAR to 224x224 for the ImageNet networks).
+(CIFAR to 224x224 for the ImageNet networks; a model of any size takes them as they are).
 
 Registry keys: cifar10, cifar100 (torchvision's on-disk format), digits (ships with scikit-learn,
 the offline default), synthetic (random images of any shape, for benchmarks). Batches are

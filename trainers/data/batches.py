@@ -30,7 +30,7 @@ class Batches:
         *,
         mean: tuple[float, ...],
         std: tuple[float, ...],
-        out_size: int,
+        out_size: int | None,  # the model's input side, in pixels; None: the images' own
         shuffle: bool = False,
         augment: bool = False,
         generator: torch.Generator | None = None,
@@ -81,6 +81,6 @@ class Batches:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)  # grey digits to the RGB input every model takes
         x = x * self._scale + self._shift
-        if x.shape[-1] != self.out_size:
+        if self.out_size is not None and x.shape[-1] != self.out_size:
             x = F.interpolate(x, size=(self.out_size, self.out_size), mode="bilinear", align_corners=False)
         return x.contiguous()

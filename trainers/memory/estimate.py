@@ -115,7 +115,7 @@ class MemoryEstimate:
 def estimate_train_memory(cfg: TrainConfig) -> MemoryEstimate:
     """Estimate the device memory a trial of `cfg` needs, without allocating it (module docstring)."""
     shape = data_shape(cfg)
-    side = get_model_info(cfg.model).input_size
+    side = get_model_info(cfg.model).input_size or shape.side
     batch, eval_batch = min(cfg.batch_size, shape.images), min(cfg.eval_batch_size, shape.images)
     try:
         with torch.device("meta"):

@@ -1,8 +1,9 @@
 """The model registry: `create_model(name, num_classes)` for every network a sweep can train.
 
 Each model file registers its factories with `@register_model(...)`; the entry records the input
-size the network expects, so the data path can resize batches to it (8x8 digits to 32x32,
-CIFAR's 32x32 to 224x224 for the ImageNet networks) without branching on names.
+size the network expects, so the data path can resize batches to it (CIFAR's 32x32 to 224x224 for
+the ImageNet networks) without branching on names. A network that pools globally and is built for
+no one size registers `input_size=None` and takes every data set at its own size.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 class ModelInfo:
     name: str
     factory: Callable[..., nn.Module]
-    input_size: int  # side of the square RGB input it is built for, in pixels
+    input_size: int | None  # side of the square RGB input it is built for, in pixels; None: any
     summary: str
     paper_params_m: float | None = None  # size on CIFAR-10 in the paper's Tables 2-3, millions
     pretrained: bool = False  # the factory accepts `pretrained=True` (ImageNet weights)
@@ -27,7 +28,9 @@ class ModelInfo:
 _MODELS: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, *, input_size: int, summary: str, paper_params_m: float | None = None, pretrained: bool = False):
+def register_model(
+    name: str, *, input_size: int | None, summary: str, paper_params_m: float | None = None, pretrained: bool = False
+):
     """Decorator: add `factory(num_classes, **options) -> nn.Module` to the registry as `name`."""
 
     def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -1,7 +1,9 @@
 """A small, fast CNN for CPU runs: the quickstart, the tests and offline sweeps on `digits`.
 
-Three conv-BN-ReLU stages and a linear head; at width 16 it has about 25k parameters and trains
-to well over 90% on `digits` (upscaled to 32x32) in a few epochs on two CPU cores.
+Three conv-BN-ReLU stages and a linear head; at width 16 it has about 25k parameters. It pools
+globally, so it takes images at their own size: `digits` at 8x8, where it trains to well over
+90% in a few epochs on two CPU cores. Upscaled to 32x32 the same network learned digits more slowly
+(68% against 95% after 4 epochs at width 4) at four times the cost of an epoch.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ def _stage(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
     return [*layers, nn.MaxPool2d(2)] if pool else layers
 
 
-@register_model("small_cnn", input_size=32, summary="3-stage CNN for CPU runs (width option, default 16)")
+@register_model("small_cnn", input_size=None, summary="3-stage CNN for CPU runs (width option, default 16)")
 def small_cnn(num_classes: int, width: int = 16) -> nn.Module:
     """`width`: channels of the first stage (doubled at each of the next two)."""
     if width < 1:
