@@ -16,6 +16,7 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
+from helpers.fake_sweep import log_trial, make_spec
 from helpers.figures import logged_epochs, record
 from helpers.servers import MlflowServer, free_port
 from sweep.cli import main
@@ -24,6 +25,7 @@ from sweep.spec import dump_spec, validate_spec
 from sweep.tracking import journal as journal_mod
 from sweep.tracking.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
 from sweep.tracking.runs import CURVES, SweepTracker
+from sweep.tracking.schema import WHERE_TAGS
 from sweep.tuning.driver import run_sweep
 
 # -- fast: the journal alone, on SQLite ---------------------------------------------------------
@@ -208,6 +210,33 @@ def test_sweep_sync_replays_a_journal_and_says_what_it_could_not(tmp_path, monke
     assert mlflow_state(spec)["t_sgd"][2] == every(1, 2, 3)
     assert main(["sync", spec.name, "--storage", str(storage)]) == 0  # nothing left: a no-op
     assert "0 replayed now" in capsys.readouterr().out
+
+
+def test_where_a_trial_ran_reaches_its_run_when_the_first_request_stored_only_the_metrics(tmp_path):
+    """MLflow's log_batch commits metrics before tags: a server killed in between leaves epoch 1
+    without the where-tags, and the replayed epoch 1 (already there) must still bring them."""
+    spec = make_spec(tmp_path)
+    log_trial(SweepTracker(spec), "t1", "sgd", 0.1, 0, 90.0, [50.0], outcome=None)
+    client = MlflowClient(spec.tracking.mlflow_uri)
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
+        if "mlflow.parentRunId" in r.data.tags
+    ]
+    for tag in WHERE_TAGS.values():
+        client.delete_tag(run.info.run_id, tag)
+
+    tracker = SweepTracker(spec)  # a new applier, as after a restart
+    config = {
+        "arm": "small_cnn/sgd",
+        "phase": "search",
+        "study_trial": 0,
+        "train": {"seed": 0, "optimizer": "sgd", "model": "small_cnn"},
+    }
+    assert tracker.log_epoch("t1", config, {"epoch": 1, "val_acc": 90.0, "hostname": "box-1"}) is False  # epoch 1 is there
+    tags = client.get_run(run.info.run_id).data.tags
+    assert tags["node"] == "box-1" and set(WHERE_TAGS.values()) <= set(tags)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1]  # not logged twice
 
 
 # -- slow: real sweeps, a real server that goes away --------------------------------------------

@@ -105,11 +105,13 @@ class SweepTracker:
         self._parent: str | None = None
         self._runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
         self._logged: dict[str, int] = {}  # Ray trial id -> last epoch in MLflow
+        self._placed: set[str] = set()  # Ray trial ids whose run holds the where-tags
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks; clients reconnect
         state = dict(self.__dict__)
         for key in ("_client", "_experiment_id", "_parent", "_runs", "_logged"):
             state[key] = {} if key in ("_runs", "_logged") else None
+        state["_placed"] = set()
         return state
 
     @property
@@ -163,19 +165,25 @@ class SweepTracker:
         else:
             history = self.client.get_metric_history(run_id, "val_acc")
             self._logged[trial_id] = max((m.step for m in history), default=0)
+            if set(WHERE_TAGS.values()) <= set(found.data.tags):
+                self._placed.add(trial_id)
         self._runs[trial_id] = run_id
         return run_id
 
     def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> bool:
         """Log one epoch's curves in one request; False when that epoch is already there."""
         run_id, epoch = self.child(trial_id, config), int(result["epoch"])
+        # where the trial ran, once: with its first epoch, or later if that request was cut off
+        # after MLflow's log_batch had stored the metrics (it commits them before the tags)
+        tags = [] if trial_id in self._placed else [RunTag(tag, str(result.get(key, ""))) for key, tag in WHERE_TAGS.items()]
         if epoch <= self._logged[trial_id]:
+            if tags:
+                self.client.log_batch(run_id, tags=tags)
+                self._placed.add(trial_id)
             return False
-        tags = []
-        if self._logged[trial_id] == 0:  # where the trial ran, once
-            tags = [RunTag(tag, str(result.get(key, ""))) for key, tag in WHERE_TAGS.items()]
         self.client.log_batch(run_id, metrics=curve_points(result), tags=tags)
         self._logged[trial_id] = epoch
+        self._placed.add(trial_id)
         return True
 
     def note_failure(self, trial_id: str, config: dict[str, Any], error: str, final: bool, event: int | None = None) -> None:
