@@ -5,6 +5,9 @@ import sys
 
 import pytest
 
+from sweep.cli import build_parser
+from sweep.cli.main import COMMANDS
+
 
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
@@ -94,3 +97,34 @@ def test_list_specs_shows_each_shipped_spec_with_its_command():
     assert "search_spaces/quickstart.yaml" in result.stdout
     (table2,) = [line for line in result.stdout.splitlines() if line.startswith("search_spaces/paper_cifar10_table2.yaml")]
     assert "Table 2" in table2
+
+
+def imported_roots(*args):
+    """The command's exit and the top-level packages it imported (python -X importtime)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=300
+    )
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return result, {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in lines}
+
+
+HEAVY = {"torch", "ray", "mlflow", "optuna"}
+
+
+def test_help_imports_none_of_the_heavy_packages_and_a_command_only_what_it_needs():
+    result, roots = imported_roots("--help")
+    assert result.returncode == 0 and all(name in result.stdout for name in ("run", "train", "cluster", "report"))
+    assert "sweep" in roots and not roots & HEAVY
+    result, roots = imported_roots("list", "optimizers")
+    assert result.returncode == 0 and "torch" in roots and not roots & {"ray", "mlflow", "optuna"}
+    result, roots = imported_roots("train", "--help")
+    assert result.returncode == 0 and "--lr" in result.stdout and not roots & {"ray", "optuna"}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_has_its_own_help(command, capsys):
+    # in this process: the subprocess tests above check what each start imports
+    with pytest.raises(SystemExit) as done:
+        build_parser(only=command).parse_args([command, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: sweep {command}")

@@ -25,8 +25,8 @@ def _node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the ray start command instead of running it")
 
 
-def add_parsers(commands) -> None:
-    cluster = commands.add_parser("cluster", help="start or inspect the Ray nodes of a lab cluster")
+def add_arguments(cluster: argparse.ArgumentParser) -> None:
+    """The actions of `sweep cluster`, each with its own handler."""
     actions = cluster.add_subparsers(dest="action", required=True)
 
     head_parser = actions.add_parser("head", help="start the head node (Ray, token auth, cards as labels)")

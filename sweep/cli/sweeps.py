@@ -36,6 +36,21 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
 
 
+def add_run_command(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
+    add_cluster_arguments(parser)
+
+
+def add_resume_command(parser: argparse.ArgumentParser) -> None:
+    add_resume_arguments(parser)
+    add_cluster_arguments(parser)
+
+
+def add_report_command(parser: argparse.ArgumentParser) -> None:
+    add_report_arguments(parser)
+    parser.add_argument("--out", type=Path, help="folder for the report's files (default: reports/NAME)")
+
+
 def validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.overrides)
     trials = sum(search_budget(spec, arm.rule) for arm in spec.arms())

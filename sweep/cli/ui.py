@@ -13,7 +13,12 @@ import sys
 from mlflow.tracking import MlflowClient
 
 from ..errors import UserError
-from .sweeps import tracking_uri
+from .sweeps import add_report_arguments, tracking_uri
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_report_arguments(parser, name_required=False)
+    parser.add_argument("--port", type=int, default=5000, help="port of the local MLflow UI (default: 5000)")
 
 
 def experiment_path(uri: str, name: str | None) -> str:

@@ -1,0 +1,62 @@
+"""How long `sweep --help` and other commands take to answer, and their peak memory, beside a
+bare `python -c pass`: each run in a fresh interpreter, contenders alternated, median of N.
+
+    python -m benchmarks.cli_start [--repeats 5] [--against OTHER_CHECKOUT]
+
+`--against` runs the same commands in another checkout too (`python -m` imports the `sweep`
+package of the folder it starts in), alternated with this one's: before and after in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+COMMANDS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "sweep --help": [sys.executable, "-m", "sweep.cli", "--help"],
+    "sweep train --help": [sys.executable, "-m", "sweep.cli", "train", "--help"],
+    "sweep list optimizers": [sys.executable, "-m", "sweep.cli", "list", "optimizers"],
+    "sweep run --help": [sys.executable, "-m", "sweep.cli", "run", "--help"],
+}
+
+
+def once(command: list[str], cwd: str | None) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one run of `command` in `cwd`."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--against", help="another checkout whose commands run alternated with these")
+    args = parser.parse_args()
+    folders = {"": None} if args.against is None else {"": None, f" ({args.against})": args.against}
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(args.repeats):
+        for name, command in COMMANDS.items():  # alternated: drift on the machine hits all alike
+            for label, cwd in folders.items():
+                if label and name == "python -c pass":
+                    continue
+                runs.setdefault(name + label, []).append(once(command, cwd))
+    base = statistics.median(wall for wall, _ in runs["python -c pass"])
+    print(f"| command | median wall s | x python -c pass | peak MiB |  (median of {args.repeats})")
+    print("|---|---|---|---|")
+    for name, seen in runs.items():
+        wall = statistics.median(w for w, _ in seen)
+        print(f"| {name} | {wall:.2f} | {wall / base:.1f} | {statistics.median(m for _, m in seen):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
