@@ -44,11 +44,13 @@ class ArmSearcher(Searcher):
         self._studies: dict[str, optuna.Study] = {}
         self._storage: optuna.storages.RDBStorage | None = None  # one engine for every arm's study
         self._live: dict[str, optuna.Trial] = {}  # asked in this process, for intermediate values
+        self._orphans: dict[str, list[int]] = {}  # arm -> study trials a killed driver left, looked up once
 
     # -- plain state (pickled by Tune, restored by `sweep resume`) ----------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_studies"], state["_live"], state["_storage"] = {}, {}, None  # connections are reopened, not pickled
+        state["_orphans"] = {}  # looked up again by the restored searcher
         state.pop("_spec", None)
         return state
 
@@ -68,6 +70,7 @@ class ArmSearcher(Searcher):
         # a sweep saved before seeds were counted per look holds neither
         self._ended = state.get("ended", {arm: {} for arm in self._issued})
         self._confirming = state.get("confirming", {})
+        self._orphans = {}
 
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_bytes(pickle.dumps(self.get_state()))
@@ -178,14 +181,19 @@ class ArmSearcher(Searcher):
         searcher: RUNNING, and held by no trial this searcher knows. `sweep resume` trains it
         now, with the setting Optuna proposed then, so the study continues rather than holding a
         failed trial and one more than its budget."""
-        held = {number for held_arm, number in self._trials.values() if held_arm == arm}
         study = self.study(arm)
-        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if frozen.number not in held:
-                storage = self._storage
-                study_id = storage.get_study_id_from_name(study.study_name)
-                return optuna.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number))
-        return None
+        if arm not in self._orphans:  # once per arm and process: only a restored searcher finds any
+            held = {number for held_arm, number in self._trials.values() if held_arm == arm}
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            self._orphans[arm] = [trial.number for trial in running if trial.number not in held]
+        if not self._orphans[arm]:
+            return None
+        return optuna.Trial(study, self._trial_id(study, self._orphans[arm].pop(0)))
+
+    def _trial_id(self, study: optuna.Study, number: int) -> int:
+        """The storage's id of the study's trial `number`."""
+        storage = self._storage
+        return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
 
     def _searched(self, arm: str, budget: dict[str, int]) -> bool:
         """Whether every search trial of the arm has ended (its chosen setting is then final)."""
@@ -261,8 +269,7 @@ class ArmSearcher(Searcher):
     def _record(self, study: optuna.Study, number: int, result: dict[str, Any]) -> bool:
         """Write the trial's end into its user attributes; False when the trial has already
         ended in the study (a trial told again after a resume)."""
-        storage = self._storage
-        trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+        storage, trial_id = self._storage, self._trial_id(study, number)
         if storage.get_trial(trial_id).state.is_finished():
             return False
         attrs = {

@@ -109,9 +109,7 @@ class SweepTracker:
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks; clients reconnect
         state = dict(self.__dict__)
-        for key in ("_client", "_experiment_id", "_parent", "_runs", "_logged"):
-            state[key] = {} if key in ("_runs", "_logged") else None
-        state["_placed"] = set()
+        state.update(_client=None, _experiment_id=None, _parent=None, _runs={}, _logged={}, _placed=set())
         return state
 
     @property
