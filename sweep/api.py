@@ -69,10 +69,14 @@ def run(spec: str | os.PathLike | Mapping, overrides: Iterable[str] = (), addres
 
 def _check_data(spec: SweepSpec) -> None:
     """Load the data set once before anything starts, so a missing or corrupt folder is one clear
-    error (the CLI's, for DataNotFoundError) instead of every trial failing through its retries."""
+    error instead of every trial failing through its retries."""
     from trainers.build import load_data
+    from trainers.errors import DataNotFoundError
 
-    load_data(spec.train_config(*spec.arms()[0], spec.seeds[0], {}))
+    try:
+        load_data(spec.train_config(*spec.arms()[0], spec.seeds[0], {}))
+    except DataNotFoundError as err:
+        raise UserError([f"dataset: {err}"]) from None
 
 
 def resume(

@@ -16,7 +16,6 @@ import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 
 from trainers.errors import ConfigError, DataNotFoundError
 
@@ -85,11 +84,22 @@ def _load(reference: str) -> Callable:
     return getattr(importlib.import_module(module if module.startswith(".") else f".{module}", __package__), name)
 
 
-def _version() -> str:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:  # a checkout on the path without its install
-        return "unknown (not installed)"
+class _Version(argparse.Action):
+    """`--version`: the installed distribution's version, read only when asked (importlib.metadata
+    alone would double the start-up of `sweep --help`, benchmarks/RESULTS.md)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version(DISTRIBUTION)
+        except metadata.PackageNotFoundError:  # a checkout on the path without its install
+            version = "unknown (not installed)"
+        print(f"{parser.prog} {version}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -97,7 +107,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     others are names and help lines, and their modules stay unimported. A handler is named, not
     imported: its module loads when the command runs, so no `--help` imports it."""
     parser = argparse.ArgumentParser(prog="sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         sub = commands.add_parser(
