@@ -125,6 +125,7 @@ def test_help_imports_none_of_the_heavy_packages():
 def test_every_commands_help_imports_none_of_the_heavy_packages(args):
     result, roots = imported_roots(*args)
     assert result.returncode == 0 and result.stdout.startswith(f"usage: sweep {' '.join(args[:-1])}")
+    assert f"\nexample:\n  sweep {' '.join(args[:-1])} " in result.stdout and "PosixPath(" not in result.stdout
     assert not roots & HEAVY, roots & HEAVY
 
 

@@ -46,7 +46,7 @@ def _node_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(cluster: argparse.ArgumentParser) -> None:
     """The actions of `sweep cluster`, each with its own handler."""
-    actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = cluster.add_subparsers(dest="action", required=True)
 
     head_parser = _action(actions, "head", "start the head node (Ray, token auth, cards as labels)")
     head_parser.add_argument("--port", type=int, default=defaults.RAY_PORT, help=f"Ray's port (default: {defaults.RAY_PORT})")
