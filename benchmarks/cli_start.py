@@ -1,10 +1,11 @@
 """How long `sweep --help` and other commands take to answer, and their peak memory, beside a
 bare `python -c pass`: each run in a fresh interpreter, contenders alternated, median of N.
 
-    python -m benchmarks.cli_start [--repeats 5] [--against OTHER_CHECKOUT]
+    python -m benchmarks.cli_start [--repeats 5] [--against OTHER_CHECKOUT] [--quick]
 
 `--against` runs the same commands in another checkout too (`python -m` imports the `sweep`
 package of the folder it starts in), alternated with this one's: before and after in one run.
+`--quick` runs each command once (a check that the benchmark runs, not a measurement).
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+CHECKOUT = Path(__file__).resolve().parents[1]  # whose `sweep` package `python -m` imports
+SWEEP = [sys.executable, "-m", "sweep.cli"]
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
-    "sweep --help": [sys.executable, "-m", "sweep.cli", "--help"],
-    "sweep train --help": [sys.executable, "-m", "sweep.cli", "train", "--help"],
-    "sweep list optimizers": [sys.executable, "-m", "sweep.cli", "list", "optimizers"],
-    "sweep run --help": [sys.executable, "-m", "sweep.cli", "run", "--help"],
+    "sweep --help": [*SWEEP, "--help"],
+    "sweep run --help": [*SWEEP, "run", "--help"],
+    "sweep train --help": [*SWEEP, "train", "--help"],
+    "sweep validate search_spaces/quickstart.yaml": [*SWEEP, "validate", "search_spaces/quickstart.yaml"],
+    "sweep list models": [*SWEEP, "list", "models"],
 }
 
 
@@ -41,8 +46,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--against", help="another checkout whose commands run alternated with these")
+    parser.add_argument("--quick", action="store_true", help="each command once")
     args = parser.parse_args()
-    folders = {"": None} if args.against is None else {"": None, f" ({args.against})": args.against}
+    if args.quick:
+        args.repeats = 1
+    folders = {"": str(CHECKOUT)} if args.against is None else {"": str(CHECKOUT), f" ({args.against})": args.against}
     runs: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.repeats):
         for name, command in COMMANDS.items():  # alternated: drift on the machine hits all alike

@@ -19,6 +19,8 @@ S3_ENDPOINT_ENV = "SWEEP_S3_ENDPOINT"  # an S3-compatible server; unset: AWS
 REPORTS = "reports"  # reports/NAME/ holds a sweep's report files
 SPEC_FILE = "sweep_spec.yaml"  # in a sweep's folder (what `sweep resume` reads) and on its parent run
 DATA = "data"  # the data sets' folder (TrainConfig.data_dir)
+RAY_PORT = 6379  # Ray's; Redis often holds it, so it is a flag (sweep cluster head --port)
+DASHBOARD_HOST, DASHBOARD_PORT = "127.0.0.1", 8265  # loopback: a reachable dashboard runs code
 
 # How each default reads in help texts and field descriptions.
 MLFLOW_URI_HELP = f"${MLFLOW_URI_ENV}, else {MLFLOW_URI}"

@@ -27,3 +27,16 @@ def test_gpu_benchmark_runs_end_to_end_in_cpu_quick_mode():
         assert header in result.stdout
     packing_rows = result.stdout.split("peak MiB per trial")[1].splitlines()[2:5]
     assert [row.split()[0] for row in packing_rows] == ["1", "2", "4"]
+
+
+@pytest.mark.slow
+def test_cli_start_benchmark_runs_each_command_in_quick_mode():
+    from benchmarks.cli_start import COMMANDS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli_start", "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
+    assert [row[0].strip() for row in rows] == list(COMMANDS)
+    assert all(float(wall) > 0 and float(mib) > 0 for _, wall, _, mib in rows)

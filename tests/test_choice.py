@@ -13,7 +13,6 @@ from sweep.compare.seeds import wanted
 from sweep.errors import UserError
 from sweep.report.data import build_report
 from sweep.search.searcher import ArmSearcher
-from sweep.search.space import search_budget
 from sweep.spec import Arm, validate_spec
 from sweep.tracking.runs import SweepTracker
 
@@ -118,7 +117,7 @@ def test_optuna_and_mlflow_choose_the_same_setting_with_ties_and_partly_diverged
 def test_grid_arms_get_equal_budgets_repeating_the_smaller_grid_over_more_seeds(tmp_path):
     space = {"lr": {"choices": [0.1, 0.2]}, "rho": {"choices": [0.01, 0.02, 0.04, 0.08]}}
     spec = grid_spec(tmp_path, search={"method": "grid", "space": space})
-    assert search_budget(spec, "sgd") == search_budget(spec, "sam_gns") == 16  # sgd: 2 points x 8 seeds
+    assert spec.search_budget("sgd") == spec.search_budget("sam_gns") == 16  # sgd: 2 points x 8 seeds
     assert spec.search_seeds("sgd") == [0, 1, 2, 3, 4, 5, 6, 7] and spec.search_seeds("sam_gns") == [0, 1]
     configs = issue_all(ArmSearcher(spec))
     for rule, points in (("sgd", 2), ("sam_gns", 8)):

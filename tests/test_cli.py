@@ -2,6 +2,8 @@
 
 import subprocess
 import sys
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -109,16 +111,37 @@ def imported_roots(*args):
 
 
 HEAVY = {"torch", "ray", "mlflow", "optuna"}
+QUICKSTART = str(Path(__file__).parent.parent / "search_spaces" / "quickstart.yaml")
+HELPS = [[command, "--help"] for command in COMMANDS] + [["cluster", action, "--help"] for action in ("head", "join", "status")]
 
 
-def test_help_imports_none_of_the_heavy_packages_and_a_command_only_what_it_needs():
+def test_help_imports_none_of_the_heavy_packages():
     result, roots = imported_roots("--help")
     assert result.returncode == 0 and all(name in result.stdout for name in ("run", "train", "cluster", "report"))
     assert "sweep" in roots and not roots & HEAVY
-    result, roots = imported_roots("list", "optimizers")
-    assert result.returncode == 0 and "torch" in roots and not roots & {"ray", "mlflow", "optuna"}
-    result, roots = imported_roots("train", "--help")
-    assert result.returncode == 0 and "--lr" in result.stdout and not roots & {"ray", "optuna"}
+
+
+@pytest.mark.parametrize("args", HELPS, ids=" ".join)
+def test_every_commands_help_imports_none_of_the_heavy_packages(args):
+    result, roots = imported_roots(*args)
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: sweep {' '.join(args[:-1])}")
+    assert f"\nexample:\n  sweep {' '.join(args[:-1])} " in result.stdout and "PosixPath(" not in result.stdout
+    assert not roots & HEAVY, roots & HEAVY
+
+
+@pytest.mark.parametrize(
+    ("args", "needs"),
+    [
+        (["validate", QUICKSTART], {"torch"}),  # each model is built on torch's meta device
+        (["list", "models"], {"torch"}),  # the registries are the torch modules themselves
+        (["list", "specs"], set()),
+    ],
+    ids=["validate", "list models", "list specs"],
+)
+def test_validate_and_list_import_no_ray_mlflow_or_optuna(args, needs):
+    result, roots = imported_roots(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert roots & HEAVY == needs
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -127,4 +150,24 @@ def test_every_command_has_its_own_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         build_parser(only=command).parse_args([command, "--help"])
     assert done.value.code == 0
-    assert capsys.readouterr().out.startswith(f"usage: sweep {command}")
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: sweep {command}")
+    assert f"\n{COMMANDS[command].help}\n" in out  # its description
+    assert f"\nexample:\n  sweep {command} " in out
+    assert "PosixPath(" not in out and "Model(" not in out and "Data(" not in out  # no Python reprs as defaults
+
+
+def test_enumerated_arguments_show_their_choices(capsys):
+    for args in (["list", "--help"], ["train", "--help"]):
+        with pytest.raises(SystemExit):
+            build_parser(only=args[0]).parse_args(args)
+    out = " ".join(capsys.readouterr().out.split())  # help lines are wrapped
+    assert "{optimizers,models,datasets,specs}" in out
+    assert "--lr-schedule {cosine,constant}" in out and "--normalize {auto,dataset,imagenet}" in out
+    assert "(default: data)" in out and "(default: {images: 1000, image_size: 32, channels: 3, num_classes: 10})" in out
+
+
+def test_version_is_the_installed_distributions():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"sweep {metadata.version('sam-gns-sweep')}"

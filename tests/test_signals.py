@@ -115,11 +115,11 @@ def test_an_ignored_signal_stays_ignored(handlers):
 
 
 def test_the_exit_status_and_the_hint_name_the_signal_and_the_folder(tmp_path, capsys):
-    spec = SimpleNamespace(name="stop-me", checkpoints=SimpleNamespace(path=tmp_path / "elsewhere"))
+    stopped = {"name": "stop-me", "interrupted": True, "storage": tmp_path / "elsewhere"}
     for signum, status in EXIT_STATUS.items():
-        assert _finish(SimpleNamespace(name="stop-me", interrupted=True, at_once=False, signal=signum), spec) == status
+        assert _finish(SimpleNamespace(**stopped, at_once=False, signal=signum)) == status
         assert capsys.readouterr().out == f"Interrupted; finished trials are kept. {HINT} --storage {tmp_path / 'elsewhere'}\n"
-    assert _finish(SimpleNamespace(name="stop-me", interrupted=True, at_once=True, signal=signal.SIGTERM), spec) == 143
+    assert _finish(SimpleNamespace(**stopped, at_once=True, signal=signal.SIGTERM)) == 143
     out = capsys.readouterr().out
     assert f"{HINT} --storage {tmp_path / 'elsewhere'}" in out and "sweep sync stop-me --storage" in out
 

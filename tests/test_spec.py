@@ -6,7 +6,7 @@ import pytest
 
 from sweep import cli
 from sweep.errors import UserError
-from sweep.search.space import distributions, grid, search_budget
+from sweep.search.space import distributions, grid
 from sweep.spec import Range, load_spec, validate_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def minimal(**overrides):
 def test_every_shipped_spec_loads_and_names_its_command(path):
     spec = load_spec(path)
     assert path.read_text().splitlines()[0] == f"# sweep run search_spaces/{path.name}"
-    assert all(search_budget(spec, rule) >= 1 for _, rule in spec.arms())
+    assert all(spec.search_budget(rule) >= 1 for _, rule in spec.arms())
 
 
 def test_the_shipped_specs_exist():
@@ -72,7 +72,7 @@ def test_every_arm_gets_the_same_budget_and_only_its_own_dimensions():
     spec = validate_spec(
         minimal(search={**minimal()["search"], "overrides": {"asam": {"rho": {"low": 0.1, "high": 5, "log": True}}}})
     )
-    assert [search_budget(spec, r) for _, r in spec.arms()] == [3, 3, 3]
+    assert [spec.search_budget(r) for _, r in spec.arms()] == [3, 3, 3]
     assert set(spec.space_for("sgd")) == {"lr"}  # SGD reads no rho: none of its budget goes there
     assert spec.space_for("sam")["rho"] == Range(low=0.01, high=0.5)
     assert spec.space_for("asam")["rho"] == Range(low=0.1, high=5, log=True)
@@ -83,7 +83,7 @@ def test_grid_runs_every_combination_with_every_seed():
     spec = validate_spec(
         minimal(search={"method": "grid", "space": {"lr": {"choices": [0.1, 0.01]}, "rho": 0.05}}, seeds=[0, 1, 2])
     )
-    assert search_budget(spec, "sam") == 6 and search_budget(spec, "sgd") == 6
+    assert spec.search_budget("sam") == 6 and spec.search_budget("sgd") == 6
     assert grid(spec.space_for("sam"), spec.seeds) == {"lr": [0.1, 0.01], "seed": [0, 1, 2]}
 
 

@@ -13,9 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .data import get_dataset_info
-from .models import check_model_options, get_model_info
-from .optim import get_rule
+# The registries (.data, .models, .optim) import torch; the validators import them when they run,
+# so the fields, defaults and descriptions read without it (`sweep train --help`, `sweep schema`).
 
 
 class SyntheticData(BaseModel):
@@ -82,18 +81,24 @@ class TrainConfig(BaseModel):
     @field_validator("optimizer")
     @classmethod
     def _known_optimizer(cls, name: str) -> str:
+        from .optim import get_rule
+
         get_rule(name)  # raises ValueError listing the known rules
         return name
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
+        from .data import get_dataset_info
+
         get_dataset_info(name)  # raises ValueError listing the known data sets
         return name
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
+        from .models import get_model_info
+
         get_model_info(name)  # raises ValueError listing the known models
         return name
 
@@ -113,6 +118,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _model_takes_options(self) -> TrainConfig:
+        from .models import check_model_options
+
         try:
             check_model_options(self.model, self.model_options)
         except ValueError as err:
@@ -121,6 +128,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _pretrained_weights_exist(self) -> TrainConfig:
+        from .models import get_model_info
+
         if self.pretrained and not get_model_info(self.model).pretrained:
             raise ValueError(f"pretrained: model {self.model!r} has no ImageNet weights (tv_* models have)")
         return self

@@ -1,11 +1,30 @@
-"""`sweep cluster head|join|status`: the flags; what each does is in sweep/cluster/nodes.py."""
+"""`sweep cluster head|join|status`: the flags; what each does is in sweep/cluster/nodes.py,
+named here as "module:function" and imported when the action runs (it imports Ray)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..cluster import nodes
+from .. import defaults
+
+EXAMPLES = {
+    "head": "sweep cluster head --port 6380          # Ray's default port 6379 is often Redis's",
+    "join": "sweep cluster join 192.168.1.10:6380 --card 'RTX 2080 Ti:11'",
+    "status": "sweep cluster status --address 192.168.1.10:6380",
+}
+
+
+def _action(actions, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser = actions.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"example:\n  {EXAMPLES[name]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=f"..cluster.nodes:{name}")
+    return parser
 
 
 def _node_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,24 +48,21 @@ def add_arguments(cluster: argparse.ArgumentParser) -> None:
     """The actions of `sweep cluster`, each with its own handler."""
     actions = cluster.add_subparsers(dest="action", required=True)
 
-    head_parser = actions.add_parser("head", help="start the head node (Ray, token auth, cards as labels)")
-    head_parser.add_argument("--port", type=int, default=nodes.DEFAULT_PORT, help=f"Ray's port (default: {nodes.DEFAULT_PORT})")
+    head_parser = _action(actions, "head", "start the head node (Ray, token auth, cards as labels)")
+    head_parser.add_argument("--port", type=int, default=defaults.RAY_PORT, help=f"Ray's port (default: {defaults.RAY_PORT})")
     head_parser.add_argument(
         "--dashboard-host",
-        default=nodes.DASHBOARD_HOST,
-        help=f"address the dashboard listens on (default: {nodes.DASHBOARD_HOST})",
+        default=defaults.DASHBOARD_HOST,
+        help=f"address the dashboard listens on (default: {defaults.DASHBOARD_HOST})",
     )
     head_parser.add_argument(
-        "--dashboard-port", type=int, default=nodes.DASHBOARD_PORT, help=f"dashboard port (default: {nodes.DASHBOARD_PORT})"
+        "--dashboard-port", type=int, default=defaults.DASHBOARD_PORT, help=f"dashboard port (default: {defaults.DASHBOARD_PORT})"
     )
     _node_arguments(head_parser)
-    head_parser.set_defaults(handler=nodes.head)
 
-    join_parser = actions.add_parser("join", help="start a worker node that joins the head")
+    join_parser = _action(actions, "join", "start a worker node that joins the head")
     join_parser.add_argument("head_address", metavar="HEAD_ADDRESS", help="the head's host:port, e.g. 192.168.1.10:6379")
     _node_arguments(join_parser)
-    join_parser.set_defaults(handler=nodes.join)
 
-    status_parser = actions.add_parser("status", help="nodes, their cards and the GPU fractions in use")
+    status_parser = _action(actions, "status", "nodes, their cards and the GPU fractions in use")
     status_parser.add_argument("--address", help="the head's host:port (default: $RAY_ADDRESS, else this machine's cluster)")
-    status_parser.set_defaults(handler=nodes.status)

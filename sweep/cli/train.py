@@ -1,8 +1,10 @@
 """`sweep train`: one training run without Ray, from a YAML file and/or one flag per TrainConfig field.
 
 Flags are generated from TrainConfig, so a new field is a new flag with its description as help;
-booleans are `--augment` / `--no-augment`, never `type=bool`. Values reach pydantic as the user
-typed them and are validated once, so a bad value gets the same one-line message as in a file.
+booleans are `--augment` / `--no-augment`, never `type=bool`, and a field of a few values lists
+them. Values reach pydantic as the user typed them and are validated once, so a bad value gets the
+same one-line message as in a file. TrainConfig reads without torch; the training loop, torch and
+MLflow are imported when the command runs, not for its help.
 """
 
 from __future__ import annotations
@@ -10,17 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from tqdm import tqdm
 
 from trainers.config import TrainConfig, describe_errors
-from trainers.train import fit
 
 from ..errors import UserError
-from ..tracking.runs import RunLogger
 from ..tracking.schema import Outcome
 
 
@@ -33,12 +32,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fields = parser.add_argument_group("training settings (TrainConfig; defaults are the paper's)")
     for name, field in TrainConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        help_text = f"{field.description} (default: {field.get_default(call_default_factory=True)!r})"
+        default = field.get_default(call_default_factory=True)
+        help_text = f"{field.description} (default: {readable(default)})"
         if field.annotation is bool:
             fields.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif get_origin(field.annotation) is Literal:
+            fields.add_argument(flag, dest=name, default=None, choices=get_args(field.annotation), help=help_text)
         else:
-            structured = isinstance(field.get_default(call_default_factory=True), (dict, BaseModel))
+            structured = isinstance(default, (dict, BaseModel))
             fields.add_argument(flag, dest=name, default=None, metavar="YAML" if structured else "VALUE", help=help_text)
+
+
+def readable(value: Any) -> str:
+    """A default as a user would type it: `data`, `{width: 8}`, `None`, never a Python repr such as
+    PosixPath('data') or SyntheticData(images=1000, ...)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip()
+    return str(value)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -80,6 +92,12 @@ def _parse_yaml_value(name: str, text: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from trainers.train import fit
+
+    from ..tracking.runs import RunLogger
+
     cfg = config_from_args(args)
     # delay: a run that fails while loading data prints its error, not an empty bar
     bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"{cfg.optimizer} {cfg.model} {cfg.dataset}", delay=1.0, file=sys.stderr)

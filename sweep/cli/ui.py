@@ -10,10 +10,8 @@ import argparse
 import os
 import sys
 
-from mlflow.tracking import MlflowClient
-
 from ..errors import UserError
-from .sweeps import add_report_arguments, tracking_uri
+from .sweeps import add_report_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def experiment_path(uri: str, name: str | None) -> str:
+    from mlflow.tracking import MlflowClient  # here, so `sweep ui --help` answers without MLflow
+
     if name is None:
         return "/"
     experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
@@ -32,7 +32,9 @@ def experiment_path(uri: str, name: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    uri = tracking_uri(args.name, args.storage, args.tracking_uri)
+    from .. import api
+
+    uri = api.resolve_tracking_uri(args.name, args.storage, args.tracking_uri)
     path = experiment_path(uri, args.name)
     if uri.startswith(("http://", "https://")):
         print(f"{uri.rstrip('/')}{path}")

@@ -25,8 +25,6 @@ from ray._raylet import Config
 from ..errors import UserError
 from .cards import Card, NodeCards, cluster_cards, detect_cards, node_labels, parse_card
 
-DEFAULT_PORT = 6379  # Ray's; Redis often holds it, so it is a flag (sweep cluster head --port)
-DASHBOARD_HOST, DASHBOARD_PORT = "127.0.0.1", 8265  # loopback: a reachable dashboard runs code
 TOKEN_ENV, TOKEN_PATH_ENV, MODE_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"
 
 

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ..compare.seeds import judge
@@ -26,6 +27,7 @@ from ..tracking.schema import (
     Outcome,
     Phase,
 )
+from . import frames
 from .cells import Cell, TrialRun, edge_warnings, make_cell, regime
 
 
@@ -58,6 +60,14 @@ class SweepReport:
     def chosen_on_objective(self) -> bool:
         """False when no setting was chosen (val_fraction 0: every arm ran its one setting)."""
         return any(cell.chosen_on_objective for cell in self.cells.values())
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per run: arm, phase, seed, settings, final metrics, outcome (frames.py)."""
+        return frames.runs_frame(self)
+
+    def cells_frame(self) -> pd.DataFrame:
+        """One row per (model, rule): n, mean, std, setting, verdict against the reference (frames.py)."""
+        return frames.cells_frame(self)
 
 
 def load_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[TrialRun]:

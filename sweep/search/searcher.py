@@ -104,7 +104,7 @@ class ArmSearcher(Searcher):
 
     def search_budgets(self) -> dict[str, int]:
         """Search trials per arm key (confirmation trials come on top)."""
-        return {arm.key: space.search_budget(self.spec, arm.rule) for arm in self.spec.arms()}
+        return {arm.key: self.spec.search_budget(arm.rule) for arm in self.spec.arms()}
 
     def results(self, arm: str) -> list[Result]:
         """The arm's search trials as the choice of a setting reads them (sweep/compare/choice.py)."""

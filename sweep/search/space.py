@@ -41,14 +41,6 @@ def grid(dims: dict[str, Dimension], seeds: list[int]) -> dict[str, list[Any]]:
     return space
 
 
-def search_budget(spec: SweepSpec, rule: str) -> int:
-    """Search trials of one arm: the grid's size, or `trials_per_arm` (the same for every arm).
-    Its confirmation trials come on top (the driver's `planned_trials`)."""
-    if spec.search.method == "grid":
-        return spec.grid_points(rule) * len(spec.search_seeds(rule))
-    return spec.search.trials_per_arm
-
-
 class AskTellGrid(optuna.samplers.GridSampler):
     """Optuna's grid sampler for ask-and-tell use: the stock one calls `study.stop()` when its last
     point finishes, which raises outside `study.optimize` (inside `tell`). The searcher counts the

@@ -176,6 +176,13 @@ class SweepSpec(Strict):
         repeats = budget // self.grid_points(rule)
         return [*self.seeds, *(max(self.seeds) + 1 + i for i in range(repeats - len(self.seeds)))]
 
+    def search_budget(self, rule: str) -> int:
+        """Search trials of one arm: the grid's size, or `trials_per_arm` (the same for every arm);
+        its confirmation trials come on top (the driver's `planned_trials`)."""
+        return (
+            self.grid_points(rule) * len(self.search_seeds(rule)) if self.search.method == "grid" else self.search.trials_per_arm
+        )
+
     def setting(self, rule: str, values: dict[str, Any]) -> dict[str, float]:
         """What tells one setting of the rule's arm from another: the values of its space's
         dimensions (searched or fixed there), read from a trial's point or TrainConfig."""

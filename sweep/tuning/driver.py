@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pyarrow.fs
@@ -28,7 +29,6 @@ from ..compare.choice import Result, choose
 from ..compare.seeds import Ended, wanted
 from ..defaults import SPEC_FILE, command
 from ..errors import UserError
-from ..search import space
 from ..search.searcher import ArmSearcher
 from ..spec import Arm, SweepSpec, dump_spec, load_spec
 from ..tracking.callback import MlflowTracking
@@ -39,6 +39,9 @@ from .progress import Progress, trial_result
 from .scheduler import build_scheduler
 from .signals import StopNow, StopSignals
 from .trainable import train_trial
+
+if TYPE_CHECKING:  # the driver never imports the report (docs/architecture.md)
+    from ..report.data import SweepReport
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 _USERS_ENV = frozenset(os.environ)  # a value the user set before starting wins over ours
@@ -54,6 +57,9 @@ class SweepOutcome:
     unsynced: str = ""  # what is not in MLflow yet and how to replay it; empty when all is there
     signal: int | None = None  # the stop signal that came (SIGINT, SIGTERM, SIGHUP), if any
     at_once: bool = False  # a second signal ended it without waiting for Tune's shutdown or MLflow
+    storage: Path | None = None  # the checkpoint folder holding it: what `sweep resume` takes
+    report: SweepReport | None = None  # the comparison, once a complete sweep is all in MLflow (sweep/api.py)
+    report_dir: Path | None = None  # where its files were written
 
 
 def _quiet() -> None:
@@ -119,7 +125,7 @@ def _trial_name(trial) -> str:
 def planned_trials(spec: SweepSpec) -> dict[str, int]:
     """Per arm key, the trials the arm runs at most: its search budget, then its confirmation
     seeds (which run only when its search completed a trial; with adaptive seeds, up to max)."""
-    return {arm.key: space.search_budget(spec, arm.rule) + spec.confirm_range[1] for arm in spec.arms()}
+    return {arm.key: spec.search_budget(arm.rule) + spec.confirm_range[1] for arm in spec.arms()}
 
 
 def check_new(spec: SweepSpec) -> None:
