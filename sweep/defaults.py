@@ -18,6 +18,9 @@ CHECKPOINT_STORAGE_ENV = "SWEEP_CHECKPOINT_STORAGE"  # s3://BUCKET/PREFIX; unset
 S3_ENDPOINT_ENV = "SWEEP_S3_ENDPOINT"  # an S3-compatible server; unset: AWS
 REPORTS = "reports"  # reports/NAME/ holds a sweep's report files
 SPEC_FILE = "sweep_spec.yaml"  # in a sweep's folder (what `sweep resume` reads) and on its parent run
+STATE_FILE = "sweep_state.json"  # in a sweep's folder: its driver (pid, host), state and last status
+STOP_FILE = "stop_request.json"  # in a sweep's folder: `sweep stop` asks the driver to stop
+STATUS_EVERY_S = 30.0  # seconds between a driver's status lines (`--status-every`)
 DATA = "data"  # the data sets' folder (TrainConfig.data_dir)
 
 # How each default reads in help texts and field descriptions.

@@ -30,9 +30,17 @@ class Command:
 
 
 COMMANDS = {
-    "list": Command("list what a sweep can use", "listing:add_arguments", "listing:run"),
+    "list": Command("list what a sweep can use, or the sweeps (list sweeps)", "listing:add_arguments", "listing:run"),
     "run": Command("run a sweep: Ray Tune trials, Optuna per arm, curves in MLflow", "sweeps:add_run_command", "sweeps:run"),
-    "resume": Command("continue an interrupted sweep by name", "sweeps:add_resume_command", "sweeps:resume"),
+    "resume": Command(
+        "continue a stopped sweep by name, or extend one with --set search.trials_per_arm=N",
+        "sweeps:add_resume_command",
+        "sweeps:resume",
+    ),
+    "status": Command(
+        "a sweep's progress per arm, while it runs or after (no Ray needed)", "ops:add_folder_arguments", "ops:status"
+    ),
+    "stop": Command("stop a running sweep cleanly from another terminal; resumable", "ops:add_stop_arguments", "ops:stop"),
     "sync": Command(
         "write to MLflow what a sweep's journal kept while the server was unreachable",
         "sweeps:add_resume_arguments",

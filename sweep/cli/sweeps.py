@@ -22,13 +22,20 @@ from ..tuning.signals import exit_status
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="sweep spec (YAML), e.g. search_spaces/quickstart.yaml")
+    add_set_argument(parser, "override a spec field by its dotted path, e.g. --set search.trials_per_arm=2 (repeatable)")
+
+
+def add_set_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def add_status_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec field by its dotted path, e.g. --set search.trials_per_arm=2 (repeatable)",
+        "--status-every",
+        type=float,
+        default=defaults.STATUS_EVERY_S,
+        metavar="SECONDS",
+        help=f"print the sweep's status lines this often (default: {defaults.STATUS_EVERY_S:g}; 0: never)",
     )
 
 
@@ -39,11 +46,18 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_command(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
     add_cluster_arguments(parser)
+    add_status_argument(parser)
 
 
 def add_resume_command(parser: argparse.ArgumentParser) -> None:
     add_resume_arguments(parser)
     add_cluster_arguments(parser)
+    add_status_argument(parser)
+    add_set_argument(
+        parser,
+        "raise the sweep's budget and continue it, finished or not: --set search.trials_per_arm=N or "
+        "--set confirm_seeds=N (repeatable; no other field can change)",
+    )
 
 
 def add_report_command(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         _check_data(spec)  # on a local Ray the trials read this machine's data folder
     with ray_session(args.address):
-        outcome = run_sweep(spec)
+        outcome = run_sweep(spec, args.status_every)
     return _finish(outcome, spec)
 
 
@@ -80,9 +94,9 @@ def _check_data(spec: SweepSpec) -> None:
 
 
 def resume(args: argparse.Namespace) -> int:
-    _, spec = find_sweep(args.name, args.storage)  # bad input starts nothing
+    _, spec = find_sweep(args.name, args.storage, args.overrides)  # bad input starts nothing
     with ray_session(args.address):
-        outcome = resume_sweep(spec)
+        outcome = resume_sweep(spec, args.status_every)
     return _finish(outcome, spec)
 
 
@@ -93,7 +107,8 @@ def _finish(outcome, spec) -> int:
             sync = defaults.command("sync", outcome.name, spec.checkpoints.path)
             print(f"Stopped at once; the journal keeps the rest. Continue with: {resume} (or {sync}, for MLflow only)")
         else:
-            print(f"Interrupted; finished trials are kept. Continue with: {resume}")
+            how = "Stopped by `sweep stop`" if outcome.requested else "Interrupted"
+            print(f"{how}; finished trials are kept. Continue with: {resume}")
         return exit_status(outcome.signal)
     for arm, best in sorted(outcome.best.items()):
         print(f"best {arm}: {chosen_text(best)}")

@@ -1,4 +1,4 @@
-"""From a spec's dimensions to Optuna: distributions, samplers and budgets, in one place.
+"""From a spec's dimensions to Optuna: distributions and samplers (budgets: sweep/spec/budget.py).
 
 Every method is an Optuna sampler on a per-arm study (`optuna`: seeded TPE, `random`: seeded
 random sampling, `grid`: every combination), so all three share one searcher and one record of
@@ -15,6 +15,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
 from ..spec import Choice, Dimension, Range, SweepSpec
+from ..spec.budget import search_budget as search_budget  # its home is sweep/spec/budget.py
 
 SEED = "seed"  # the grid's extra dimension
 
@@ -39,14 +40,6 @@ def grid(dims: dict[str, Dimension], seeds: list[int]) -> dict[str, list[Any]]:
     space = {name: list(dim.choices) for name, dim in dims.items() if isinstance(dim, Choice)}
     space[SEED] = list(seeds)
     return space
-
-
-def search_budget(spec: SweepSpec, rule: str) -> int:
-    """Search trials of one arm: the grid's size, or `trials_per_arm` (the same for every arm).
-    Its confirmation trials come on top (the driver's `planned_trials`)."""
-    if spec.search.method == "grid":
-        return spec.grid_points(rule) * len(spec.search_seeds(rule))
-    return spec.search.trials_per_arm
 
 
 class AskTellGrid(optuna.samplers.GridSampler):

@@ -26,15 +26,19 @@ from ..cluster.nodes import use_cluster_token
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
 from ..compare.choice import Result, choose
 from ..compare.seeds import Ended, wanted
-from ..defaults import SPEC_FILE, command
+from ..defaults import SPEC_FILE, STATUS_EVERY_S, STOP_FILE, command
 from ..errors import UserError
-from ..search import space
+from ..search.generator import ArmSearch
 from ..search.searcher import ArmSearcher
 from ..spec import Arm, SweepSpec, dump_spec, load_spec
+from ..spec.budget import planned_trials
+from ..spec.extend import extended
 from ..tracking.callback import MlflowTracking
 from ..tracking.journal import close_journal, open_journal
 from ..tracking.runs import SweepTracker
 from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
+from ..tracking.status import Board, State
+from .live import LiveStatus
 from .progress import Progress, trial_result
 from .scheduler import build_scheduler
 from .signals import StopNow, StopSignals
@@ -53,6 +57,7 @@ class SweepOutcome:
     orphans: int = 0  # runs and study trials left open by a killed driver, closed at the end
     unsynced: str = ""  # what is not in MLflow yet and how to replay it; empty when all is there
     signal: int | None = None  # the stop signal that came (SIGINT, SIGTERM, SIGHUP), if any
+    requested: bool = False  # the stop came from `sweep stop` (exit status as SIGTERM's)
     at_once: bool = False  # a second signal ended it without waiting for Tune's shutdown or MLflow
 
 
@@ -116,12 +121,6 @@ def _trial_name(trial) -> str:
     return f"{arm.model}-{arm.rule}-{trial.trial_id}"
 
 
-def planned_trials(spec: SweepSpec) -> dict[str, int]:
-    """Per arm key, the trials the arm runs at most: its search budget, then its confirmation
-    seeds (which run only when its search completed a trial; with adaptive seeds, up to max)."""
-    return {arm.key: space.search_budget(spec, arm.rule) + spec.confirm_range[1] for arm in spec.arms()}
-
-
 def check_new(spec: SweepSpec) -> None:
     """A new sweep's name must be new in its checkpoint folder (checked before Ray starts)."""
     folder = spec.folder
@@ -138,12 +137,23 @@ def tune_storage(spec: SweepSpec) -> tuple[str, pyarrow.fs.FileSystem | None]:
     return spec.checkpoints.storage.removeprefix("s3://").rstrip("/"), s3_filesystem(spec.checkpoints)
 
 
-def find_sweep(name: str, storage: Path) -> tuple[Path, SweepSpec]:
-    """The folder and spec of a sweep to resume (checked before Ray starts)."""
+def find_sweep(name: str, storage: Path, overrides: list[str] = ()) -> tuple[Path, SweepSpec]:
+    """The folder and spec of a sweep to resume (checked before Ray starts), its budget raised by
+    `overrides` (sweep/spec/extend.py says which fields may change)."""
     folder = Path(storage).resolve() / name
     if not (folder / SPEC_FILE).exists():
         raise UserError([f"name: no sweep {name!r} to resume in {folder.parent}"])
-    spec = load_spec(folder / SPEC_FILE)
+    spec = saved = load_spec(folder / SPEC_FILE)
+    if overrides:
+        spec = extended(saved, folder / SPEC_FILE, list(overrides))
+        grows = spec.search.trials_per_arm != saved.search.trials_per_arm
+        if grows and Board.of(saved).read(folder).confirmations():
+            raise UserError(
+                [
+                    "search.trials_per_arm: the sweep has trained confirmation seeds of its chosen settings, "
+                    "which more search trials could change; raise confirm_seeds, or start a new sweep"
+                ]
+            )
     check_stores(spec)
     path, filesystem = tune_storage(spec)
     if not tune.Tuner.can_restore(f"{path}/{name}", storage_filesystem=filesystem):
@@ -151,7 +161,7 @@ def find_sweep(name: str, storage: Path) -> tuple[Path, SweepSpec]:
     return folder, spec
 
 
-def run_sweep(spec: SweepSpec) -> SweepOutcome:
+def run_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOutcome:
     """Start a new sweep in the current Ray session."""
     check_new(spec)
     check_shared_folder(spec.checkpoints)
@@ -169,10 +179,9 @@ def run_sweep(spec: SweepSpec) -> SweepOutcome:
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
-            search_alg=ArmSearcher(spec),
+            search_alg=ArmSearch(spec),  # its budget can grow on resume (sweep/search/generator.py)
             scheduler=scheduler,
             num_samples=sum(planned.values()),
-            max_concurrent_trials=spec.max_concurrent or None,
             reuse_actors=True,  # a trial starts in a warm worker: no new process, no torch import
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
@@ -187,14 +196,24 @@ def run_sweep(spec: SweepSpec) -> SweepOutcome:
             verbose=0,
         ),
     )
-    return _fit(spec, tracker, tuner)
+    return _fit(spec, tracker, tuner, status_every)
 
 
-def resume_sweep(spec: SweepSpec) -> SweepOutcome:
-    """Continue an interrupted sweep (its spec as `find_sweep` read it): same studies, finished
-    trials kept, unfinished ones resumed."""
+def resume_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOutcome:
+    """Continue a stopped or interrupted sweep (its spec as `find_sweep` read it): same studies,
+    finished trials kept, unfinished ones resumed. A spec whose budget `find_sweep` raised
+    extends the sweep, finished or not: saved first (the restored searcher reads it), then the
+    parent run reopened with it, through the journal."""
     check_shared_folder(spec.checkpoints)
     _quiet()
+    folder = spec.folder
+    (folder / STOP_FILE).unlink(missing_ok=True)  # a stop request was for the driver it stopped
+    tracker = SweepTracker(spec)
+    if spec != load_spec(folder / SPEC_FILE):
+        temp = folder / f".{SPEC_FILE}.tmp"
+        temp.write_text(dump_spec(spec))
+        os.replace(temp, folder / SPEC_FILE)
+        open_journal(folder, tracker).append(Event.EXTEND, spec=dump_spec(spec, redacted=True))
     path, filesystem = tune_storage(spec)
     tuner = tune.Tuner.restore(
         f"{path}/{spec.name}",
@@ -203,18 +222,22 @@ def resume_sweep(spec: SweepSpec) -> SweepOutcome:
         resume_unfinished=True,
         resume_errored=True,
     )
-    return _fit(spec, SweepTracker(spec), tuner)
+    return _fit(spec, tracker, tuner, status_every)
 
 
-def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner) -> SweepOutcome:
-    """Run the Tuner and end the sweep, SIGTERM and SIGHUP stopping both as Ctrl-C does."""
-    with StopSignals() as stops:
+def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every: float) -> SweepOutcome:
+    """Run the Tuner and end the sweep, SIGTERM, SIGHUP and `sweep stop` stopping both as Ctrl-C
+    does, with the live status lines and the state file throughout."""
+    with LiveStatus(spec, status_every) as live, StopSignals(spec.folder / STOP_FILE) as stops:
         try:
             outcome = _conclude(spec, tracker, stops.fit(tuner))
         except StopNow:  # what the trials reported is in the journal, fsync'd per event
             outcome = SweepOutcome(spec.name, interrupted=True, at_once=True)
-        outcome.signal = stops.received
-        return outcome
+        outcome.signal, outcome.requested = stops.received, stops.requested
+        stopped = State.STOPPED if outcome.signal is not None and not outcome.at_once else State.INTERRUPTED
+        live.state = stopped if outcome.interrupted else State.FINISHED
+    (spec.folder / STOP_FILE).unlink(missing_ok=True)
+    return outcome
 
 
 def _results(spec: SweepSpec, results: tune.ResultGrid) -> tuple[dict[str, list[Result]], Ended, dict[tuple, dict]]:
