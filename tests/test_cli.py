@@ -128,3 +128,20 @@ def test_every_command_has_its_own_help(command, capsys):
         build_parser(only=command).parse_args([command, "--help"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: sweep {command}")
+
+
+def test_list_sweeps_status_and_stop_import_neither_ray_nor_mlflow_nor_optuna(tmp_path):
+    from helpers.fake_sweep import make_spec
+    from sweep.spec import dump_spec
+
+    folder = tmp_path / "sweeps" / "quiet"
+    folder.mkdir(parents=True)
+    (folder / "sweep_spec.yaml").write_text(dump_spec(make_spec(tmp_path, name="quiet")))
+    storage = ["--storage", str(tmp_path / "sweeps")]
+    result, roots = imported_roots("list", "sweeps", *storage)
+    assert result.returncode == 0 and result.stdout.startswith("quiet ") and not roots & {"ray", "mlflow", "optuna"}
+    result, roots = imported_roots("status", "quiet", *storage)
+    assert result.returncode == 0 and "status quiet: unknown" in result.stdout and not roots & {"ray", "mlflow", "optuna"}
+    result, roots = imported_roots("stop", "quiet", *storage)  # nothing runs it: refused, exit 2
+    assert result.returncode == 2 and "name: sweep 'quiet' is not running" in result.stderr
+    assert not roots & {"ray", "mlflow", "optuna"}
