@@ -77,7 +77,19 @@ def stopped(tmp_path_factory):
         run = subprocess.Popen(sweep("run", "spec.yaml", "--status-every", "1"), cwd=folder, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(log, r"^\[1/4\] .*finished", run)
-        seen = {"status": cli(folder, "status", NAME), "list": cli(folder, "list", "sweeps")}
+        # at once, as three terminals would: the sweep has about three trials left
+        asked = {
+            "status": ("status", NAME),
+            "list": ("list", "sweeps"),
+            "resume": ("resume", NAME),  # a second driver on the running sweep: refused
+        }
+        started = {
+            key: subprocess.Popen(sweep(*args), cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for key, args in asked.items()
+        }
+        seen = {key: subprocess.CompletedProcess(proc.args, 0, *proc.communicate(timeout=120)) for key, proc in started.items()}
+        for key, proc in started.items():
+            seen[key].returncode = proc.returncode
         seen["stop"] = cli(folder, "stop", NAME)
         seen["exit"] = run.wait(timeout=120)
     finally:
@@ -123,6 +135,13 @@ def test_status_and_list_see_the_sweep_while_it_runs(stopped):
     assert EPOCHS <= int(found[2]) < int(found[3]) <= 4 * EPOCHS
     assert re.search(rf"^{NAME} +running +2 arms, [0-3]/4 trials, started \d{{4}}-", listing.stdout, re.MULTILINE), listing.stdout
     assert f"mlflow sqlite:///{stopped['folder']}/mlflow.db" in listing.stdout
+
+
+def test_a_second_driver_is_refused_while_the_sweep_runs(stopped):
+    assert stopped["resume"].returncode == 2
+    assert re.match(
+        rf"name: sweep '{NAME}' is running \(driver pid \d+ on .+\); `sweep stop {NAME}` first$", stopped["resume"].stderr.strip()
+    )
 
 
 def test_stop_waits_for_a_clean_stop_that_resume_continues(stopped):

@@ -37,7 +37,7 @@ from ..tracking.callback import MlflowTracking
 from ..tracking.journal import close_journal, open_journal
 from ..tracking.runs import SweepTracker
 from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
-from ..tracking.status import Board, State
+from ..tracking.status import Board, State, current_state, read_state
 from .live import LiveStatus
 from .progress import Progress, trial_result
 from .scheduler import build_scheduler
@@ -143,6 +143,10 @@ def find_sweep(name: str, storage: Path, overrides: list[str] = ()) -> tuple[Pat
     folder = Path(storage).resolve() / name
     if not (folder / SPEC_FILE).exists():
         raise UserError([f"name: no sweep {name!r} to resume in {folder.parent}"])
+    state = read_state(folder)
+    if current_state(state)[0] == State.RUNNING:  # two drivers on one Tune run would undo each other
+        stop = command("stop", name, storage)
+        raise UserError([f"name: sweep {name!r} is running (driver pid {state['pid']} on {state['host']}); `{stop}` first"])
     spec = saved = load_spec(folder / SPEC_FILE)
     if overrides:
         spec = extended(saved, folder / SPEC_FILE, list(overrides))
@@ -228,14 +232,16 @@ def resume_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> Sweep
 def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every: float) -> SweepOutcome:
     """Run the Tuner and end the sweep, SIGTERM, SIGHUP and `sweep stop` stopping both as Ctrl-C
     does, with the live status lines and the state file throughout."""
-    with LiveStatus(spec, status_every) as live, StopSignals(spec.folder / STOP_FILE) as stops:
+    live = LiveStatus(spec, status_every)
+    with StopSignals(spec.folder / STOP_FILE) as stops:
         try:
-            outcome = _conclude(spec, tracker, stops.fit(tuner))
+            with live:  # inside the signals' care: a second signal while it ends is still StopNow
+                outcome = _conclude(spec, tracker, stops.fit(tuner))
+                stopped = State.STOPPED if stops.received is not None else State.INTERRUPTED
+                live.state = stopped if outcome.interrupted else State.FINISHED
         except StopNow:  # what the trials reported is in the journal, fsync'd per event
             outcome = SweepOutcome(spec.name, interrupted=True, at_once=True)
         outcome.signal, outcome.requested = stops.received, stops.requested
-        stopped = State.STOPPED if outcome.signal is not None and not outcome.at_once else State.INTERRUPTED
-        live.state = stopped if outcome.interrupted else State.FINISHED
     (spec.folder / STOP_FILE).unlink(missing_ok=True)
     return outcome
 
