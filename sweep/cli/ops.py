@@ -13,6 +13,14 @@ from ..tracking.status import State, current_state, read_state, request_stop, sw
 STOP_WAIT_S = 300.0  # Tune's clean stop, then up to a minute for MLflow (docs/architecture.md)
 
 
+def seconds(text: str) -> float:
+    """A number of seconds, 0 or more (argparse's type: a bad one exits 2 naming the flag)."""
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more seconds")
+    return value
+
+
 def add_folder_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the sweep's name (its folder under --storage)")
     parser.add_argument(
@@ -27,7 +35,7 @@ def add_stop_arguments(parser: argparse.ArgumentParser) -> None:
     add_folder_arguments(parser)
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=STOP_WAIT_S,
         metavar="SECONDS",
         help=f"wait this long for the driver to stop (default: {STOP_WAIT_S:g}; 0: ask and return)",

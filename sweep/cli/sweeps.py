@@ -18,6 +18,7 @@ from ..tracking.journal import SYNC_WAIT_S, Journal, backlog
 from ..tracking.runs import SweepTracker, chosen_text
 from ..tuning.driver import check_new, find_sweep, ray_session, resume_sweep, run_sweep
 from ..tuning.signals import exit_status
+from .ops import seconds
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +33,7 @@ def add_set_argument(parser: argparse.ArgumentParser, help: str) -> None:
 def add_status_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status-every",
-        type=float,
+        type=seconds,
         default=defaults.STATUS_EVERY_S,
         metavar="SECONDS",
         help=f"print the sweep's status lines this often (default: {defaults.STATUS_EVERY_S:g}; 0: never)",
