@@ -22,7 +22,7 @@ from .spec import SweepSpec, apply_override, load_spec, validate_spec
 
 if TYPE_CHECKING:
     from .report.data import SweepReport
-    from .tuning.driver import SweepOutcome
+    from .tuning.conclude import SweepOutcome
 
 
 def validate(spec: str | os.PathLike | Mapping, overrides: Iterable[str] = ()) -> SweepSpec:
@@ -50,7 +50,12 @@ def plan(spec: SweepSpec) -> str:
     return f"{spec.name}: {arms} arms, {trials} trials ({spec.search.method}){confirm}"
 
 
-def run(spec: str | os.PathLike | Mapping, overrides: Iterable[str] = (), address: str | None = None) -> SweepOutcome:
+def run(
+    spec: str | os.PathLike | Mapping,
+    overrides: Iterable[str] = (),
+    address: str | None = None,
+    status_every: float = defaults.STATUS_EVERY_S,
+) -> SweepOutcome:
     """Run a new sweep to its end in this process: on the Ray cluster at `address` (default:
     $RAY_ADDRESS, else a local Ray started and stopped here). A complete sweep's report is written
     to reports/NAME/ and attached (`outcome.report`, `outcome.report_dir`)."""
@@ -63,7 +68,7 @@ def run(spec: str | os.PathLike | Mapping, overrides: Iterable[str] = (), addres
     if not (address or os.environ.get("RAY_ADDRESS")):
         _check_data(spec)  # on a local Ray the trials read this machine's data folder
     with ray_session(address):
-        outcome = run_sweep(spec)
+        outcome = run_sweep(spec, status_every)
     return _finish(outcome, spec)
 
 
@@ -80,17 +85,23 @@ def _check_data(spec: SweepSpec) -> None:
 
 
 def resume(
-    name: str, overrides: Iterable[str] | None = None, storage: str | os.PathLike | None = None, address: str | None = None
+    name: str,
+    overrides: Iterable[str] | None = None,
+    storage: str | os.PathLike | None = None,
+    address: str | None = None,
+    status_every: float = defaults.STATUS_EVERY_S,
 ) -> SweepOutcome:
-    """Continue an interrupted sweep by name (its folder under `storage`, default
-    $SWEEP_CHECKPOINTS, else sweeps): the same studies, finished trials kept."""
-    if overrides:
-        raise UserError([f"overrides: this version resumes a sweep as it was started; it cannot change {', '.join(overrides)}"])
+    """Continue a stopped sweep by name (its folder under `storage`, default $SWEEP_CHECKPOINTS,
+    else sweeps): the same studies, finished trials kept. `overrides` (`search.trials_per_arm=N`,
+    `confirm_seeds=N`) raise the budget of a stopped or finished sweep (sweep/spec/extend.py);
+    the report is then redone."""
+    if isinstance(overrides, str):
+        raise UserError([f"overrides: a list of KEY=VALUE strings, e.g. [{overrides!r}], not one string"])
     from .tuning.driver import find_sweep, ray_session, resume_sweep
 
-    _, spec = find_sweep(name, _storage(storage))  # bad input starts nothing
+    _, spec = find_sweep(name, _storage(storage), list(overrides or ()))  # bad input starts nothing
     with ray_session(address):
-        outcome = resume_sweep(spec)
+        outcome = resume_sweep(spec, status_every)
     return _finish(outcome, spec)
 
 

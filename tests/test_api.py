@@ -101,8 +101,10 @@ def test_bad_input_raises_user_error_and_writes_nothing(tmp_path, monkeypatch):
         sweep.run(spec, overrides="train.epochs=3")
     with pytest.raises(UserError, match="^name: no sweep 'nb' to resume in "):
         sweep.resume("nb")
-    with pytest.raises(UserError, match="^overrides: "):
+    with pytest.raises(UserError, match="^name: no sweep 'nb' to resume in "):
         sweep.resume("nb", overrides=["search.trials_per_arm=4"])
+    with pytest.raises(UserError, match="^overrides: a list of KEY=VALUE strings"):
+        sweep.resume("nb", overrides="search.trials_per_arm=4")
     assert list(tmp_path.iterdir()) == []
     assert spec["train"] == {"epochs": 2}  # the caller's dict is left as it was
     with pytest.raises(UserError, match="^name: no sweep 'nb' in the MLflow store sqlite:///"):

@@ -162,7 +162,7 @@ def test_enumerated_arguments_show_their_choices(capsys):
         with pytest.raises(SystemExit):
             build_parser(only=args[0]).parse_args(args)
     out = " ".join(capsys.readouterr().out.split())  # help lines are wrapped
-    assert "{optimizers,models,datasets,specs}" in out
+    assert "{optimizers,models,datasets,specs,sweeps}" in out
     assert "--lr-schedule {cosine,constant}" in out and "--normalize {auto,dataset,imagenet}" in out
     assert "(default: data)" in out and "(default: {images: 1000, image_size: 32, channels: 3, num_classes: 10})" in out
 
@@ -171,3 +171,20 @@ def test_version_is_the_installed_distributions():
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"sweep {metadata.version('sam-gns-sweep')}"
+
+
+def test_list_sweeps_status_and_stop_import_neither_ray_nor_mlflow_nor_optuna(tmp_path):
+    from helpers.fake_sweep import make_spec
+    from sweep.spec import dump_spec
+
+    folder = tmp_path / "sweeps" / "quiet"
+    folder.mkdir(parents=True)
+    (folder / "sweep_spec.yaml").write_text(dump_spec(make_spec(tmp_path, name="quiet")))
+    storage = ["--storage", str(tmp_path / "sweeps")]
+    result, roots = imported_roots("list", "sweeps", *storage)
+    assert result.returncode == 0 and result.stdout.startswith("quiet ") and not roots & {"ray", "mlflow", "optuna"}
+    result, roots = imported_roots("status", "quiet", *storage)
+    assert result.returncode == 0 and "status quiet: unknown" in result.stdout and not roots & {"ray", "mlflow", "optuna"}
+    result, roots = imported_roots("stop", "quiet", *storage)  # nothing runs it: refused, exit 2
+    assert result.returncode == 2 and "name: sweep 'quiet' is not running" in result.stderr
+    assert not roots & {"ray", "mlflow", "optuna"}

@@ -1,13 +1,17 @@
-"""`sweep list WHAT`: the registries (update rules, models, data sets) and the shipped specs.
+"""`sweep list WHAT`: the registries (update rules, models, data sets), the shipped specs, and the
+sweeps in a checkpoint folder (from their own files: no Ray, MLflow or Optuna).
 
 A registry is imported when it is listed (the trainers' registries import torch), so `sweep list
-specs` and `sweep list --help` answer without it.
+specs`, `sweep list sweeps` and `sweep list --help` answer without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
+
+from .. import defaults
 
 SPECS = Path(__file__).resolve().parents[2] / "search_spaces"  # shipped specs, in the checkout
 
@@ -43,16 +47,46 @@ def _summary(path: Path) -> str:
     return lines[1].lstrip("# ").strip() if len(lines) > 1 and lines[1].startswith("#") else ""
 
 
-LISTINGS = {"optimizers": _optimizers, "models": _models, "datasets": _datasets, "specs": _specs}
+def _sweeps(storage: Path) -> list[tuple[str, str, str]]:
+    """Each sweep in the checkpoint folder: name, state, then arms, trials done/budget (as its
+    driver last wrote them), when it started and where its stores are (passwords redacted)."""
+    from ..redact import redact
+    from ..tracking.status import current_state, read_state, saved_spec
+
+    rows = []
+    for folder in sorted(path.parent for path in Path(storage).resolve().glob(f"*/{defaults.SPEC_FILE}")):
+        spec, state = saved_spec(folder), read_state(folder)
+        what, _ = current_state(state)
+        arms = (state or {}).get("arms", {})
+        done, budget = (sum(arm[key] for arm in arms.values()) for key in ("done", "budget"))
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(state["started"])) if state else "?"
+        tracking = spec.tracking
+        stores = f"checkpoints {spec.checkpoints.storage or spec.checkpoints.path}, mlflow {redact(tracking.mlflow_uri)}, "
+        stores += f"optuna {redact(tracking.optuna_storage)}"
+        trials = f"{done}/{budget} trials" if arms else "? trials"
+        rows.append((spec.name, what, f"{len(spec.arms())} arms, {trials}, started {started}; {stores}"))
+    return rows
+
+
+LISTINGS = {"optimizers": _optimizers, "models": _models, "datasets": _datasets, "specs": _specs, "sweeps": _sweeps}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=list(LISTINGS), help="which registry to list")
+    parser.add_argument("what", choices=list(LISTINGS), help="what to list: a registry, the shipped specs, or the sweeps")
+    parser.add_argument(
+        "--storage",
+        type=Path,
+        default=defaults.checkpoints(),
+        help=f"checkpoint folder of `sweep list sweeps` (default: {defaults.CHECKPOINTS_HELP})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = LISTINGS[args.what]()
+    rows = LISTINGS[args.what](args.storage) if args.what == "sweeps" else LISTINGS[args.what]()
     width = max((len(row[0]) for row in rows), default=0)
+    detail_width = max([7, *(len(row[1]) for row in rows)])
+    if not rows and args.what == "sweeps":
+        print(f"no sweeps in {args.storage.resolve()}")
     for name, detail, summary in rows:
-        print(f"{name:<{width}} {detail:<7} {summary}".rstrip())
+        print(f"{name:<{width}} {detail:<{detail_width}} {summary}".rstrip())
     return 0

@@ -34,7 +34,9 @@ class Command:
 
 
 COMMANDS = {
-    "list": Command("list what a sweep can use", "sweep list optimizers", "listing:add_arguments", "listing:run"),
+    "list": Command(
+        "list what a sweep can use, or the sweeps (list sweeps)", "sweep list optimizers", "listing:add_arguments", "listing:run"
+    ),
     "run": Command(
         "run a sweep: Ray Tune trials, Optuna per arm, curves in MLflow",
         "sweep run search_spaces/quickstart.yaml --set search.trials_per_arm=2",
@@ -42,7 +44,22 @@ COMMANDS = {
         "sweeps:run",
     ),
     "resume": Command(
-        "continue an interrupted sweep by name", "sweep resume quickstart", "sweeps:add_resume_command", "sweeps:resume"
+        "continue a stopped sweep by name, or extend one with --set search.trials_per_arm=N",
+        "sweep resume quickstart --set search.trials_per_arm=8",
+        "sweeps:add_resume_command",
+        "sweeps:resume",
+    ),
+    "status": Command(
+        "a sweep's progress per arm, while it runs or after (no Ray needed)",
+        "sweep status quickstart",
+        "ops:add_folder_arguments",
+        "ops:status",
+    ),
+    "stop": Command(
+        "stop a running sweep cleanly from another terminal; resumable",
+        "sweep stop quickstart --timeout 600",
+        "ops:add_stop_arguments",
+        "ops:stop",
     ),
     "sync": Command(
         "write to MLflow what a sweep's journal kept while the server was unreachable",

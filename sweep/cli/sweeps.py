@@ -8,17 +8,25 @@ import argparse
 from pathlib import Path
 
 from .. import defaults
+from .ops import seconds
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="sweep spec (YAML), e.g. search_spaces/quickstart.yaml")
+    add_set_argument(parser, "override a spec field by its dotted path, e.g. --set search.trials_per_arm=2 (repeatable)")
+
+
+def add_set_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def add_status_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec field by its dotted path, e.g. --set search.trials_per_arm=2 (repeatable)",
+        "--status-every",
+        type=seconds,
+        default=defaults.STATUS_EVERY_S,
+        metavar="SECONDS",
+        help=f"print the sweep's status lines this often (default: {defaults.STATUS_EVERY_S:g}; 0: never)",
     )
 
 
@@ -29,11 +37,18 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_command(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
     add_cluster_arguments(parser)
+    add_status_argument(parser)
 
 
 def add_resume_command(parser: argparse.ArgumentParser) -> None:
     add_resume_arguments(parser)
     add_cluster_arguments(parser)
+    add_status_argument(parser)
+    add_set_argument(
+        parser,
+        "raise the sweep's budget and continue it, finished or not: --set search.trials_per_arm=N or "
+        "--set confirm_seeds=N (repeatable; no other field can change)",
+    )
 
 
 def add_report_command(parser: argparse.ArgumentParser) -> None:
@@ -64,13 +79,15 @@ def validate(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from .. import api
 
-    return _finish(api.run(args.spec, args.overrides, args.address))
+    return _finish(api.run(args.spec, args.overrides, args.address, status_every=args.status_every))
 
 
 def resume(args: argparse.Namespace) -> int:
     from .. import api
 
-    return _finish(api.resume(args.name, storage=args.storage, address=args.address))
+    return _finish(
+        api.resume(args.name, args.overrides, storage=args.storage, address=args.address, status_every=args.status_every)
+    )
 
 
 def _finish(outcome) -> int:
@@ -84,11 +101,12 @@ def _finish(outcome) -> int:
             sync = defaults.command("sync", outcome.name, outcome.storage)
             print(f"Stopped at once; the journal keeps the rest. Continue with: {resume} (or {sync}, for MLflow only)")
         else:
-            print(f"Interrupted; finished trials are kept. Continue with: {resume}")
+            how = "Stopped by `sweep stop`" if outcome.requested else "Interrupted"
+            print(f"{how}; finished trials are kept. Continue with: {resume}")
         return exit_status(outcome.signal)
     for arm, best in sorted(outcome.best.items()):
         print(f"best {arm}: {chosen_text(best)}")
-    if outcome.unsynced:  # _conclude printed what is missing and the `sweep sync` command
+    if outcome.unsynced:  # the end of the sweep (sweep/tuning/conclude.py) printed what is missing and the `sweep sync` command
         print(f"The report reads MLflow: run `sweep report {outcome.name}` once `sweep sync` has replayed the rest")
         return 1
     print("\n" + render(outcome.report, terminal=True))

@@ -78,6 +78,14 @@ class ArmSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         self.set_state(pickle.loads(Path(checkpoint_path).read_bytes()))
 
+    def follow(self, spec: SweepSpec) -> None:
+        """Take `spec`'s budget after a restore (the sweep's saved spec, which `sweep resume --set`
+        may have raised): arms choose again once their larger search has ended."""
+        self._spec_json = spec.model_dump(mode="json")
+        for cached in ("_spec", "_plan_key"):
+            self.__dict__.pop(cached, None)
+        self._studies, self._chosen = {}, {}  # samplers rebuilt for the new budget
+
     # -- studies ------------------------------------------------------------------------------------
     @property
     def spec(self) -> SweepSpec:

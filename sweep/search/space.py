@@ -1,4 +1,4 @@
-"""From a spec's dimensions to Optuna: distributions, samplers and budgets, in one place.
+"""From a spec's dimensions to Optuna: distributions and samplers (budgets: sweep/spec/budget.py).
 
 Every method is an Optuna sampler on a per-arm study (`optuna`: seeded TPE, `random`: seeded
 random sampling, `grid`: every combination), so all three share one searcher and one record of

@@ -178,7 +178,7 @@ class SweepSpec(Strict):
 
     def search_budget(self, rule: str) -> int:
         """Search trials of one arm: the grid's size, or `trials_per_arm` (the same for every arm);
-        its confirmation trials come on top (the driver's `planned_trials`)."""
+        its confirmation trials come on top (sweep/spec/budget.py: `planned_trials`)."""
         return (
             self.grid_points(rule) * len(self.search_seeds(rule)) if self.search.method == "grid" else self.search.trials_per_arm
         )

@@ -244,6 +244,7 @@ _APPLY: dict[str, Callable[[Journal, dict[str, Any]], None]] = {
     Event.END: lambda journal, event: journal.tracker.end_trial(event["trial"], event["config"], event["outcome"]),
     Event.ORPHANS: Journal._close_orphans,
     Event.FINISH: lambda journal, event: journal.tracker.finish(event["best"]),
+    Event.EXTEND: lambda journal, event: journal.tracker.reopen(event["spec"]),
 }
 
 # -- one journal per sweep folder in this process: the Tune callback (a new one, or the one Tune

@@ -217,6 +217,13 @@ class SweepTracker:
             self.client.set_terminated(run.info.run_id, "KILLED")
         return len(orphans)
 
+    def reopen(self, spec_yaml: str) -> None:
+        """A sweep extended on resume (its budget raised): the parent holds the new spec and runs
+        again until `finish`. Its params stay the sweep's at its start (MLflow never changes a
+        param); the report reads the spec artifact."""
+        self.client.log_text(self.parent, spec_yaml, SPEC_ARTIFACT)
+        self.client.update_run(self.parent, status="RUNNING")
+
     def finish(self, best: dict[str, dict[str, Any]]) -> None:
         """Record each arm's chosen setting (sweep/compare/choice.py) on the parent run, as tags
         (charts of the parent's metrics would crowd out the trials' curves in the UI), and close it."""

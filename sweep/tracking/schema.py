@@ -89,3 +89,4 @@ class Event:
     END = "end"  # a trial ended, with its Outcome
     ORPHANS = "orphans"  # close runs a killed driver left open
     FINISH = "finish"  # the sweep's best trials on the parent, which is closed
+    EXTEND = "extend"  # `sweep resume --set` raised the budget: the parent reopened with the new spec

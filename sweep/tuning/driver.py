@@ -11,9 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
 import pyarrow.fs
@@ -25,41 +23,26 @@ from ..cluster import placement
 from ..cluster.cards import cluster_cards, detect_cards, node_labels
 from ..cluster.nodes import use_cluster_token
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
-from ..compare.choice import Result, choose
-from ..compare.seeds import Ended, wanted
-from ..defaults import SPEC_FILE, command
+from ..defaults import SPEC_FILE, STATUS_EVERY_S, STOP_FILE, command
 from ..errors import UserError
-from ..search.searcher import ArmSearcher
+from ..search.generator import ArmSearch
 from ..spec import Arm, SweepSpec, dump_spec, load_spec
+from ..spec.budget import planned_trials
+from ..spec.extend import extended
 from ..tracking.callback import MlflowTracking
-from ..tracking.journal import close_journal, open_journal
+from ..tracking.journal import open_journal
 from ..tracking.runs import SweepTracker
-from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
-from .progress import Progress, trial_result
+from ..tracking.schema import METRIC, MODE, Event
+from ..tracking.status import Board, State, current_state, read_state
+from .conclude import SweepOutcome, conclude
+from .live import LiveStatus
+from .progress import Progress
 from .scheduler import build_scheduler
 from .signals import StopNow, StopSignals
 from .trainable import train_trial
 
-if TYPE_CHECKING:  # the driver never imports the report (docs/architecture.md)
-    from ..report.data import SweepReport
-
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 _USERS_ENV = frozenset(os.environ)  # a value the user set before starting wins over ours
-
-
-@dataclass
-class SweepOutcome:
-    name: str
-    interrupted: bool
-    best: dict[str, dict] = field(default_factory=dict)  # arm key -> its chosen setting's mean val_acc, test_acc, n, train
-    failed: int = 0
-    orphans: int = 0  # runs and study trials left open by a killed driver, closed at the end
-    unsynced: str = ""  # what is not in MLflow yet and how to replay it; empty when all is there
-    signal: int | None = None  # the stop signal that came (SIGINT, SIGTERM, SIGHUP), if any
-    at_once: bool = False  # a second signal ended it without waiting for Tune's shutdown or MLflow
-    storage: Path | None = None  # the checkpoint folder holding it: what `sweep resume` takes
-    report: SweepReport | None = None  # the comparison, once a complete sweep is all in MLflow (sweep/api.py)
-    report_dir: Path | None = None  # where its files were written
 
 
 def _quiet() -> None:
@@ -122,12 +105,6 @@ def _trial_name(trial) -> str:
     return f"{arm.model}-{arm.rule}-{trial.trial_id}"
 
 
-def planned_trials(spec: SweepSpec) -> dict[str, int]:
-    """Per arm key, the trials the arm runs at most: its search budget, then its confirmation
-    seeds (which run only when its search completed a trial; with adaptive seeds, up to max)."""
-    return {arm.key: spec.search_budget(arm.rule) + spec.confirm_range[1] for arm in spec.arms()}
-
-
 def check_new(spec: SweepSpec) -> None:
     """A new sweep's name must be new in its checkpoint folder (checked before Ray starts)."""
     folder = spec.folder
@@ -144,12 +121,27 @@ def tune_storage(spec: SweepSpec) -> tuple[str, pyarrow.fs.FileSystem | None]:
     return spec.checkpoints.storage.removeprefix("s3://").rstrip("/"), s3_filesystem(spec.checkpoints)
 
 
-def find_sweep(name: str, storage: Path) -> tuple[Path, SweepSpec]:
-    """The folder and spec of a sweep to resume (checked before Ray starts)."""
+def find_sweep(name: str, storage: Path, overrides: list[str] = ()) -> tuple[Path, SweepSpec]:
+    """The folder and spec of a sweep to resume (checked before Ray starts), its budget raised by
+    `overrides` (sweep/spec/extend.py says which fields may change)."""
     folder = Path(storage).resolve() / name
     if not (folder / SPEC_FILE).exists():
         raise UserError([f"name: no sweep {name!r} to resume in {folder.parent}"])
-    spec = load_spec(folder / SPEC_FILE)
+    state = read_state(folder)
+    if current_state(state)[0] == State.RUNNING:  # two drivers on one Tune run would undo each other
+        stop = command("stop", name, storage)
+        raise UserError([f"name: sweep {name!r} is running (driver pid {state['pid']} on {state['host']}); `{stop}` first"])
+    spec = saved = load_spec(folder / SPEC_FILE)
+    if overrides:
+        spec = extended(saved, folder / SPEC_FILE, list(overrides))
+        grows = spec.search.trials_per_arm != saved.search.trials_per_arm
+        if grows and Board.of(saved).read(folder).confirmations():
+            raise UserError(
+                [
+                    "search.trials_per_arm: the sweep has trained confirmation seeds of its chosen settings, "
+                    "which more search trials could change; raise confirm_seeds, or start a new sweep"
+                ]
+            )
     check_stores(spec)
     path, filesystem = tune_storage(spec)
     if not tune.Tuner.can_restore(f"{path}/{name}", storage_filesystem=filesystem):
@@ -157,7 +149,7 @@ def find_sweep(name: str, storage: Path) -> tuple[Path, SweepSpec]:
     return folder, spec
 
 
-def run_sweep(spec: SweepSpec) -> SweepOutcome:
+def run_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOutcome:
     """Start a new sweep in the current Ray session."""
     check_new(spec)
     check_shared_folder(spec.checkpoints)
@@ -175,10 +167,9 @@ def run_sweep(spec: SweepSpec) -> SweepOutcome:
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
-            search_alg=ArmSearcher(spec),
+            search_alg=ArmSearch(spec),  # its budget can grow on resume (sweep/search/generator.py)
             scheduler=scheduler,
             num_samples=sum(planned.values()),
-            max_concurrent_trials=spec.max_concurrent or None,
             reuse_actors=True,  # a trial starts in a warm worker: no new process, no torch import
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
@@ -193,14 +184,24 @@ def run_sweep(spec: SweepSpec) -> SweepOutcome:
             verbose=0,
         ),
     )
-    return _fit(spec, tracker, tuner)
+    return _fit(spec, tracker, tuner, status_every)
 
 
-def resume_sweep(spec: SweepSpec) -> SweepOutcome:
-    """Continue an interrupted sweep (its spec as `find_sweep` read it): same studies, finished
-    trials kept, unfinished ones resumed."""
+def resume_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOutcome:
+    """Continue a stopped or interrupted sweep (its spec as `find_sweep` read it): same studies,
+    finished trials kept, unfinished ones resumed. A spec whose budget `find_sweep` raised
+    extends the sweep, finished or not: saved first (the restored searcher reads it), then the
+    parent run reopened with it, through the journal."""
     check_shared_folder(spec.checkpoints)
     _quiet()
+    folder = spec.folder
+    (folder / STOP_FILE).unlink(missing_ok=True)  # a stop request was for the driver it stopped
+    tracker = SweepTracker(spec)
+    if spec != load_spec(folder / SPEC_FILE):
+        temp = folder / f".{SPEC_FILE}.tmp"
+        temp.write_text(dump_spec(spec))
+        os.replace(temp, folder / SPEC_FILE)
+        open_journal(folder, tracker).append(Event.EXTEND, spec=dump_spec(spec, redacted=True))
     path, filesystem = tune_storage(spec)
     tuner = tune.Tuner.restore(
         f"{path}/{spec.name}",
@@ -209,63 +210,21 @@ def resume_sweep(spec: SweepSpec) -> SweepOutcome:
         resume_unfinished=True,
         resume_errored=True,
     )
-    return _fit(spec, SweepTracker(spec), tuner)
+    return _fit(spec, tracker, tuner, status_every)
 
 
-def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner) -> SweepOutcome:
-    """Run the Tuner and end the sweep, SIGTERM and SIGHUP stopping both as Ctrl-C does."""
-    with StopSignals() as stops:
+def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every: float) -> SweepOutcome:
+    """Run the Tuner and end the sweep, SIGTERM, SIGHUP and `sweep stop` stopping both as Ctrl-C
+    does, with the live status lines and the state file throughout."""
+    live = LiveStatus(spec, status_every)
+    with StopSignals(spec.folder / STOP_FILE) as stops:
         try:
-            outcome = _conclude(spec, tracker, stops.fit(tuner))
+            with live:  # inside the signals' care: a second signal while it ends is still StopNow
+                outcome = conclude(spec, tracker, stops.fit(tuner))
+                stopped = State.STOPPED if stops.received is not None else State.INTERRUPTED
+                live.state = stopped if outcome.interrupted else State.FINISHED
         except StopNow:  # what the trials reported is in the journal, fsync'd per event
             outcome = SweepOutcome(spec.name, interrupted=True, at_once=True)
-        outcome.signal = stops.received
-        return outcome
-
-
-def _results(spec: SweepSpec, results: tune.ResultGrid) -> tuple[dict[str, list[Result]], Ended, dict[tuple, dict]]:
-    """From Tune's results: each arm's search trials as the choice of a setting reads them, each
-    arm's ended confirmation trials (seed -> final test_acc, None when it failed), and the
-    search trials' TrainConfigs by (arm, study trial)."""
-    search: dict[str, list[Result]] = {arm.key: [] for arm in spec.arms()}
-    ended: Ended = {arm.key: {} for arm in spec.arms()}
-    trains: dict[tuple, dict] = {}
-    for result in results:
-        config, metrics = result.config or {}, result.metrics or {}
-        if config.get("arm") not in search:
-            continue
-        train, status = config["train"], metrics.get("status") if result.error is None else Outcome.FAILED
-        if config.get("phase") == Phase.CONFIRM:
-            if status in (Outcome.FINISHED, Outcome.DIVERGED, Outcome.FAILED):
-                ended[config["arm"]][train["seed"]] = metrics.get("test_acc") if status == Outcome.FINISHED else None
-            continue
-        search[config["arm"]].append(trial_result(spec, config, metrics, status))
-        trains[(config["arm"], config.get("study_trial") or 0)] = train
-    return search, ended, trains
-
-
-def _conclude(spec: SweepSpec, tracker: SweepTracker, results: tune.ResultGrid) -> SweepOutcome:
-    searcher = ArmSearcher(spec)  # one reader of the studies for the checks below
-    search, ended, trains = _results(spec, results)
-    chosen = {arm: choose(found) for arm, found in search.items()}
-    # a complete sweep: every search trial, and the confirmations its results asked for
-    confirmations = wanted(spec, {arm for arm, choice in chosen.items() if choice is not None}, ended)
-    expected = sum(searcher.search_budgets().values()) + sum(confirmations.values())
-    outcome = SweepOutcome(spec.name, interrupted=results.num_terminated + results.num_errors < expected)
-    outcome.failed = results.num_errors
-    for arm, choice in chosen.items():
-        if choice is not None:
-            train = trains[(arm, choice.results[0].order)]
-            outcome.best[arm] = {"val_acc": choice.val_acc, "test_acc": choice.test_acc, "n": len(choice.results), "train": train}
-    # the callback's journal (or, after a resume with nothing left to run, a new one)
-    journal = open_journal(spec.folder, tracker)
-    if not outcome.interrupted:
-        outcome.orphans = searcher.close_orphans()
-        journal.append(Event.ORPHANS)  # after every trial's own events: runs still open are orphans
-        journal.append(Event.FINISH, best=outcome.best)
-    if not journal.drain(verbose=True):  # up to journal.DRAIN_S without progress
-        outcome.unsynced = journal.message(spec.name, spec.checkpoints.path)
-        print(outcome.unsynced, flush=True)
-    close_journal(journal)
-    outcome.orphans += journal.orphans
+        outcome.signal, outcome.requested = stops.received, stops.requested
+    (spec.folder / STOP_FILE).unlink(missing_ok=True)
     return outcome

@@ -9,8 +9,11 @@ from typing import TextIO
 from ray.tune import Callback
 
 from ..compare.choice import Result, choose
+from ..defaults import SPEC_FILE
 from ..spec import SweepSpec, searched
+from ..spec.budget import planned_trials
 from ..tracking.schema import METRIC, Phase
+from ..tracking.status import saved_spec
 
 
 def settings(train: dict) -> str:
@@ -45,6 +48,26 @@ class Progress(Callback):
     def __getstate__(self):
         return {**self.__dict__, "out": None}
 
+    def setup(self, **info) -> None:
+        # Tune restores this callback as the sweep started it; `sweep resume --set` may have
+        # raised the budget in the saved spec since (sweep/search/generator.py reads it too)
+        if (self.spec.folder / SPEC_FILE).exists():
+            self.spec = saved_spec(self.spec.folder)
+            self.budget = planned_trials(self.spec)
+        self._counted = False
+
+    def _count(self, trials, current) -> None:
+        """Once per run, before its first line: running and done per arm from Tune's own list,
+        which holds a resumed sweep's earlier trials."""
+        if self.__dict__.get("_counted", True):
+            return
+        self._counted = True
+        for arm in self.budget:
+            mine = [t for t in trials if t.config.get("arm") == arm and t is not current]
+            self.running[arm] = sum(t.status == "RUNNING" for t in mine)
+            self.done[arm] = sum(t.status in ("TERMINATED", "ERROR") for t in mine)
+            self.results.setdefault(arm, [])
+
     def _line(self, arm: str, event: str) -> None:
         total_done, total = sum(self.done.values()), sum(self.budget.values())
         best = ""
@@ -60,6 +83,7 @@ class Progress(Callback):
         )
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._count(trials, trial)
         arm = trial.config["arm"]
         self.running[arm] += 1
         self._line(arm, f"trial {trial.trial_id} started")
@@ -75,7 +99,9 @@ class Progress(Callback):
         self._line(arm, f"trial {trial.trial_id} {outcome}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._count(trials, trial)
         self._ended(trial, (trial.last_result or {}).get("status", "done"))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._count(trials, trial)
         self._ended(trial, "failed")

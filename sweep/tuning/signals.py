@@ -8,6 +8,10 @@ on the spot. Around Tuner.fit and the end of the sweep this module takes all thr
 first one is recorded and handed to Tune's own stop (SIGUSR1), a second one raises StopNow, which
 ends the command without waiting for Tune or MLflow. The journal is fsync'd per event, so what the
 trials reported is kept either way (docs/platform.md, Ray Tune).
+
+`sweep stop NAME` asks the same from another terminal or machine: it writes a stop request
+(defaults.STOP_FILE) into the sweep's folder, which the helper thread polls for; the driver then
+stops exactly as for a first SIGTERM, and exits with SIGTERM's status, 143.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 # What the command exits with after each stop signal: 128 + its number, as a shell reports a
 # process the signal killed, so scripts and schedulers read the cause the usual way.
@@ -23,6 +28,7 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 # Tune's own SIGINT handler stays off while this module's handlers are in place: one handler counts
 # the first and the second stop signal, whichever they are.
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
+POLL_S = 1.0  # how often the helper looks for a stop request: one stat a second
 
 
 class StopNow(BaseException):
@@ -41,8 +47,10 @@ class StopSignals:
     also called in-process, by the Python API and the tests). Outside the main thread, where
     Python allows no handler, it changes nothing and Tune installs none either."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_file: Path | None = None) -> None:
         self.received: signal.Signals | None = None  # the first stop signal
+        self.requested = False  # the stop came from `sweep stop` (a request in stop_file)
+        self._stop_file = stop_file
         self._saved: dict[int, object] = {}
         self._fitting = threading.Event()
         self._stop_requested = threading.Event()  # set by the first signal, read by the helper thread
@@ -104,8 +112,11 @@ class StopSignals:
     def _stop_tune(self) -> None:
         """Once a stop signal came, send Tune its stop signal as soon as its handler is in place:
         Tune installs it as its loop starts, so a signal during its setup waits for it (or for fit
-        to end)."""
-        self._stop_requested.wait()
+        to end). A stop request in the sweep's folder counts as a SIGTERM."""
+        while not self._stop_requested.wait(POLL_S if self._stop_file else None):
+            if self._stop_file.exists():
+                self.requested, self.received = True, self.received or signal.SIGTERM
+                break
         while self._fitting.is_set():
             if signal.getsignal(signal.SIGUSR1) is not self._saved[signal.SIGUSR1]:
                 os.kill(os.getpid(), signal.SIGUSR1)
