@@ -32,7 +32,11 @@ ERRORS_FOLDER = "errors"  # errors/failure_N.txt: each failure's traceback
 REPORT_FOLDER = "report"  # the report's files, on the parent run
 
 # -- per-epoch metrics, logged with step=epoch ---------------------------------------------------
-CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s")
+# images_per_s and the epoch's peak memory (trainers/hardware.py) show what the hardware did, beside the curves
+CURVES = (
+    *("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"),
+    *("images_per_s", "peak_gpu_memory_mb", "peak_rss_mb"),
+)
 METRIC, MODE = "val_acc", "max"  # the objective: validation accuracy, never test accuracy
 
 
