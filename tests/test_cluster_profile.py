@@ -121,7 +121,9 @@ def test_a_sweep_runs_through_the_mlflow_server_and_optuna_on_postgresql(server,
     experiment = client.get_experiment_by_name("lab")
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [run for run in runs if run.data.tags.get("sweep.role") == "parent"]
-    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [
+        run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id and "ray.trial_id" in run.data.tags
+    ]
     assert len(children) == 4 and {run.info.status for run in [parent, *children]} == {"FINISHED"}
     for run in children:
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_acc")) == [1, 2]

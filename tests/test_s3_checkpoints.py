@@ -96,9 +96,7 @@ def test_a_trial_resumes_from_its_checkpoint_in_the_bucket(s3, fault_file, tmp_p
 
     client = MlflowClient(spec.tracking.mlflow_uri)
     (child,) = [
-        r
-        for r in client.search_runs([client.get_experiment_by_name("in-s3").experiment_id])
-        if "mlflow.parentRunId" in r.data.tags
+        r for r in client.search_runs([client.get_experiment_by_name("in-s3").experiment_id]) if "ray.trial_id" in r.data.tags
     ]
     assert child.data.tags["sweep.failures"] == "1"
     assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "val_acc")) == [1, 2, 3]

@@ -44,7 +44,7 @@ def results(result_file: Path) -> list[dict]:
 
 def children(client, experiment_id):
     found = client.search_runs([experiment_id])
-    return [r for r in found if "mlflow.parentRunId" in r.data.tags], [r for r in found if r.data.tags.get("sweep.role")]
+    return [r for r in found if "ray.trial_id" in r.data.tags], [r for r in found if r.data.tags.get("sweep.role") == "parent"]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed-driver"])

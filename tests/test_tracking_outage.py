@@ -96,6 +96,8 @@ def mlflow_state(spec):
     experiment = client.get_experiment_by_name(spec.name)
     state = {}
     for run in client.search_runs([experiment.experiment_id]):
+        if run.data.tags.get("sweep.role") == "node":
+            continue  # the nodes' system metrics are logged by their monitors, not by the journal
         key = run.data.tags.get("ray.trial_id", "parent")
         curves = {k: sorted(m.step for m in client.get_metric_history(run.info.run_id, k)) for k in run.data.metrics}
         artifacts = sorted(a.path for a in client.list_artifacts(run.info.run_id, "errors"))
@@ -219,9 +221,7 @@ def test_where_a_trial_ran_reaches_its_run_when_the_first_request_stored_only_th
     log_trial(SweepTracker(spec), "t1", "sgd", 0.1, 0, 90.0, [50.0], outcome=None)
     client = MlflowClient(spec.tracking.mlflow_uri)
     (run,) = [
-        r
-        for r in client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
-        if "mlflow.parentRunId" in r.data.tags
+        r for r in client.search_runs([client.get_experiment_by_name(spec.name).experiment_id]) if "ray.trial_id" in r.data.tags
     ]
     for tag in WHERE_TAGS.values():
         client.delete_tag(run.info.run_id, tag)
@@ -318,7 +318,7 @@ def assert_complete(spec, epochs: int, failure: str, note: str) -> None:
     experiment = client.get_experiment_by_name(spec.name)
     found = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in found if r.data.tags.get("sweep.role") == "parent"]
-    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    children = [r for r in found if "ray.trial_id" in r.data.tags]
     trained = sum(len(path.read_text().splitlines()) for path in (spec.checkpoints.path / spec.name).glob("*/result.json"))
     _, lost, doubled = logged_epochs(client, children, epochs)
     record(

@@ -23,6 +23,7 @@ from ..tracking.schema import (
     ROLE_TAG,
     SPEC_ARTIFACT,
     STUDY_TRIAL_TAG,
+    TRIAL_TAG,
     Outcome,
     Phase,
 )
@@ -65,6 +66,8 @@ def load_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[
     runs = []
     for run in found:
         tags = run.data.tags
+        if TRIAL_TAG not in tags:  # a node's system metrics (sweep.role=node), not a trial
+            continue
         history = client.get_metric_history(run.info.run_id, "test_acc")
         runs.append(
             TrialRun(

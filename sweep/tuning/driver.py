@@ -38,6 +38,7 @@ from ..tracking.schema import METRIC, MODE, Event, Outcome, Phase
 from .progress import Progress, trial_result
 from .scheduler import build_scheduler
 from .signals import StopNow, StopSignals
+from .system_metrics import node_monitors
 from .trainable import train_trial
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
@@ -210,7 +211,9 @@ def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner) -> SweepOutc
     """Run the Tuner and end the sweep, SIGTERM and SIGHUP stopping both as Ctrl-C does."""
     with StopSignals() as stops:
         try:
-            outcome = _conclude(spec, tracker, stops.fit(tuner))
+            with node_monitors(spec):  # each node's utilisation, for as long as the trials run
+                results = stops.fit(tuner)
+            outcome = _conclude(spec, tracker, results)
         except StopNow:  # what the trials reported is in the journal, fsync'd per event
             outcome = SweepOutcome(spec.name, interrupted=True, at_once=True)
         outcome.signal = stops.received

@@ -1,0 +1,87 @@
+"""Each Ray node's utilisation in MLflow, beside the trials' curves: one run per node under the
+sweep's parent run (tagged sweep.role=node and the node's name and address), fed by MLflow's own
+system-metrics monitor (CPU, memory, disk, network, and GPU where nvidia-ml-py finds a card)
+running in a small actor pinned to that node, from the start of the Tuner's run to its end.
+
+Best effort (docs/architecture.md): a node whose actor cannot start, or a tracking store that does
+not answer, costs the sweep its system metrics and never a trial. Nodes that join after the
+start are not monitored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from ..spec import SweepSpec
+from ..tracking.runs import SweepTracker
+from ..tracking.schema import NODE_ID_TAG
+
+STOP_WAIT_S = 30.0  # a monitor's last batch of metrics, sent when it stops
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class NodeMonitor:
+    """MLflow's SystemMetricsMonitor on the node the actor was placed on, logging to `run_id`."""
+
+    def __init__(self, uri: str, run_id: str, every_s: float):
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self.uri, self.run_id = uri, run_id
+        # resume_logging: after `sweep resume` the node's run goes on from its last step
+        self.monitor = SystemMetricsMonitor(run_id, sampling_interval=every_s, resume_logging=True, tracking_uri=uri)
+        self.monitor.start()
+
+    def stop(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.monitor.finish()  # joins the sampling thread and sends what it holds
+        MlflowClient(self.uri).set_terminated(self.run_id, "FINISHED")
+
+
+def _start(spec: SweepSpec) -> list:
+    """One node run (found again, or created) and one monitor per alive node."""
+    tracker, every = SweepTracker(spec), spec.tracking.system_metrics_every_s
+    actors = []
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        run_id = tracker.node_run(node["NodeManagerHostname"], node["NodeManagerAddress"], {NODE_ID_TAG: node["NodeID"]})
+        pinned = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        actors.append(NodeMonitor.options(scheduling_strategy=pinned).remote(spec.tracking.mlflow_uri, run_id, every))
+    return actors
+
+
+def _stop(actors: list) -> None:
+    try:
+        ray.get([actor.stop.remote() for actor in actors], timeout=STOP_WAIT_S)
+    except Exception as err:  # noqa: BLE001 (best effort: the sweep's own outcome stands)
+        warnings.warn(f"system metrics: a node monitor did not stop cleanly: {err}", stacklevel=1)
+    for actor in actors:
+        ray.kill(actor)
+
+
+@contextlib.contextmanager
+def node_monitors(spec: SweepSpec) -> Iterator[None]:
+    """Monitor every alive node while the block runs (`tracking.system_metrics_every_s`, 0: off).
+    Called before the Tuner starts, when no journal thread writes the parent run yet: the parent
+    created here is the one the journal finds by its tag."""
+    actors = []
+    if spec.tracking.system_metrics_every_s > 0:
+        try:
+            actors = _start(spec)
+        except Exception as err:  # noqa: BLE001 (best effort, see the module's docstring)
+            warnings.warn(f"system metrics: not logged ({err})", stacklevel=1)
+    try:
+        yield
+    except BaseException:  # stopped at once (a second signal): no waiting; `sweep resume` goes on
+        with contextlib.suppress(Exception):
+            for actor in actors:
+                ray.kill(actor)
+        raise
+    if actors:
+        _stop(actors)
