@@ -41,7 +41,9 @@ COMMANDS = {
     "report": Command(
         "comparison table, differences and plots of a sweep, from MLflow", "sweeps:add_report_command", "sweeps:report"
     ),
-    "ui": Command("browse a sweep in the MLflow UI (served on 127.0.0.1)", "ui:add_arguments", "ui:run"),
+    "ui": Command(
+        "browse a sweep in the MLflow UI, or its Optuna studies with --optuna (served on 127.0.0.1)", "ui:add_arguments", "ui:run"
+    ),
     "validate": Command("check a spec without starting anything", "sweeps:add_run_arguments", "sweeps:validate"),
     "schema": Command("print the spec's JSON Schema, for editors: sweep schema > sweep-spec.schema.json", None, "schema:run"),
     "cluster": Command("start or inspect the Ray nodes of a lab cluster", "cluster:add_arguments", None),

@@ -101,11 +101,17 @@ def _finish(outcome, spec) -> int:
         print(f"The report reads MLflow: run `sweep report {outcome.name}` once `sweep sync` has replayed the rest")
         return 1
     out = defaults.reports(spec.name)
-    print("\n" + render(write_report(spec.tracking.mlflow_uri, spec.name, out), terminal=True))
+    print("\n" + render(write_report(spec.tracking.mlflow_uri, spec.name, out, spec.tracking.optuna_storage), terminal=True))
     print(f"Report files in {out}/ and on the sweep's parent run; browse with: sweep ui {spec.name}")
     if outcome.failed:
         print(f"{outcome.failed} trial(s) failed after their retries; see the MLflow runs tagged sweep.outcome=failed")
     return 1 if outcome.failed else 0
+
+
+def saved_spec(name: str | None, storage: Path) -> SweepSpec | None:
+    """The spec a sweep saved in its folder (with its stores' passwords), if it is here."""
+    saved = storage / name / defaults.SPEC_FILE if name else None
+    return load_spec(saved) if saved is not None and saved.exists() else None
 
 
 def tracking_uri(name: str | None, storage: Path, explicit: str | None) -> str:
@@ -132,7 +138,9 @@ def add_report_arguments(parser: argparse.ArgumentParser, name_required: bool = 
 
 def report(args: argparse.Namespace) -> int:
     out = args.out or defaults.reports(args.name)
-    result = write_report(tracking_uri(args.name, args.storage, args.tracking_uri), args.name, out)
+    saved = saved_spec(args.name, args.storage)
+    studies = saved.tracking.optuna_storage if saved else None  # else the parent run's copy of the spec
+    result = write_report(tracking_uri(args.name, args.storage, args.tracking_uri), args.name, out, studies)
     print(render(result, terminal=True))
     print(f"Written to {out}/ and attached to the parent run under report/")
     return 0

@@ -41,6 +41,7 @@ class SweepReport:
     runs: list[TrialRun]
     regime: dict  # the numbers' regime: data set, split sizes, epochs, augmentation, batch, schedule
     warnings: list[str] = field(default_factory=list)  # chosen settings at the edge of their range
+    notes: list[str] = field(default_factory=list)  # Optuna plots left out, and why (sweep/report/studies.py)
 
     @property
     def models(self) -> list[str]:
