@@ -108,6 +108,8 @@ def test_each_node_has_a_run_of_system_metrics_under_the_parent(swept):
     (node,) = by_role(swept, "node")  # one local Ray node
     assert node.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert node.data.tags["node_ip"] and node.data.tags["ray.node_id"] and node.info.status == "FINISHED"
+    assert node.data.tags["sweep.node"] == f"{node.data.tags['node']} {node.data.tags['node_ip']}"
+    assert (node.data.tags["card"] != "none") == torch.cuda.is_available()  # Ray's own name for a card
     history = swept["client"].get_metric_history(node.info.run_id, "system/cpu_utilization_percentage")
     assert len(history) >= 2 and all(0 <= m.value <= 100 * 64 for m in history)
     assert node.data.metrics["system/system_memory_usage_megabytes"] > 0

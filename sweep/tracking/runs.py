@@ -33,9 +33,8 @@ from .schema import (
     EXPERIMENT_KIND,
     FAILURE_EVENT_TAG,
     FAILURES_TAG,
-    NODE_IP_TAG,
+    NODE_KEY_TAG,
     NODE_ROLE,
-    NODE_TAG,
     OUTCOME_TAG,
     PARENT_ROLE,
     PARENT_RUN_TAG,
@@ -151,17 +150,17 @@ class SweepTracker:
             self._parent = found.info.run_id
         return self._parent
 
-    def node_run(self, hostname: str, ip: str, tags: dict[str, str]) -> str:
-        """The run of one Ray node's system metrics under the parent, found again by the node's
-        name and address (a resumed sweep continues it) and RUNNING, so that MLflow's monitor logs."""
-        query = f"tags.`{ROLE_TAG}` = '{NODE_ROLE}' and tags.`{NODE_TAG}` = '{hostname}' and tags.`{NODE_IP_TAG}` = '{ip}'"
+    def node_run(self, key: str, name: str, tags: dict[str, str]) -> str:
+        """The run of one Ray node's system metrics under the parent, found again by its key (a
+        resumed sweep continues it) and RUNNING, so that MLflow's monitor logs to it."""
+        query = f"tags.`{ROLE_TAG}` = '{NODE_ROLE}' and tags.`{NODE_KEY_TAG}` = '{key}'"
         found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
-        tags = {PARENT_RUN_TAG: self.parent, ROLE_TAG: NODE_ROLE, NODE_TAG: hostname, NODE_IP_TAG: ip, **tags}
+        tags = {PARENT_RUN_TAG: self.parent, ROLE_TAG: NODE_ROLE, NODE_KEY_TAG: key, **tags}
         if not found:
-            return self.client.create_run(self.experiment_id, run_name=f"node {hostname} ({ip})", tags=tags).info.run_id
+            return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         run_id = found[0].info.run_id
         self.client.update_run(run_id, status="RUNNING")
-        self.client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         return run_id
 
     def child(self, trial_id: str, config: dict[str, Any]) -> str:

@@ -25,8 +25,10 @@ FAILURES_TAG = "sweep.failures"  # failures so far (each retry from a checkpoint
 ERROR_TAG = "sweep.error"  # the last line of the latest failure's traceback
 FAILURE_EVENT_TAG = "sweep.failure_event"  # journal number of the last failure on the run
 BEST_TAG_PREFIX = "best."  # best.MODEL/RULE on the parent: the arm's best search trial
-# node runs: one per Ray node under the parent, holding MLflow's system metrics (sweep/tracking/system.py)
+# node runs: one per Ray node under the parent, holding MLflow's system metrics (sweep/tuning/system_metrics.py)
 NODE_ROLE, NODE_TAG, NODE_IP_TAG, NODE_ID_TAG = "node", "node", "node_ip", "ray.node_id"
+CARD_TAG = "card"  # a node run's card (declared, or Ray's name for it), as trials' runs have it (WHERE_TAGS)
+NODE_KEY_TAG = "sweep.node"  # what finds a node's run again: "HOST IP", plus the Ray node id where several share those
 # MLflow 3's UI opens an experiment in its GenAI view unless it is marked as model training.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 

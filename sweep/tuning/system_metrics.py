@@ -17,9 +17,10 @@ from collections.abc import Iterator
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ..cluster.cards import NodeCards
 from ..spec import SweepSpec
 from ..tracking.runs import SweepTracker
-from ..tracking.schema import NODE_ID_TAG
+from ..tracking.schema import CARD_TAG, NODE_ID_TAG, NODE_IP_TAG, NODE_TAG
 
 STOP_WAIT_S = 30.0  # a monitor's last batch of metrics, sent when it stops
 
@@ -46,11 +47,17 @@ class NodeMonitor:
 def _start(spec: SweepSpec) -> list:
     """One node run (found again, or created) and one monitor per alive node."""
     tracker, every = SweepTracker(spec), spec.tracking.system_metrics_every_s
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    places = [f"{node['NodeManagerHostname']} {node['NodeManagerAddress']}" for node in nodes]
     actors = []
-    for node in ray.nodes():
-        if not node.get("Alive"):
-            continue
-        run_id = tracker.node_run(node["NodeManagerHostname"], node["NodeManagerAddress"], {NODE_ID_TAG: node["NodeID"]})
+    for node, place in zip(nodes, places):
+        # a machine's name and address find its run again after `sweep resume` (a new local Ray
+        # has a new node id); Ray nodes sharing them (containers, test clusters) add their id
+        key = place if places.count(place) == 1 else f"{place} {node['NodeID']}"
+        host, ip = node["NodeManagerHostname"], node["NodeManagerAddress"]
+        cards = NodeCards.from_ray(node)
+        tags = {NODE_TAG: host, NODE_IP_TAG: ip, NODE_ID_TAG: node["NodeID"], CARD_TAG: cards.card or cards.ray_card or "none"}
+        run_id = tracker.node_run(key, f"node {key}", tags)
         pinned = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
         actors.append(NodeMonitor.options(scheduling_strategy=pinned).remote(spec.tracking.mlflow_uri, run_id, every))
     return actors
