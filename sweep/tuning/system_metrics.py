@@ -5,12 +5,15 @@ running in a small actor pinned to that node, from the start of the Tuner's run 
 
 Best effort (docs/architecture.md): a node whose actor cannot start, or a tracking store that does
 not answer, costs the sweep its system metrics and never a trial. Nodes that join after the
-start are not monitored.
+start are not monitored; with a SQLite tracking store (a file on the driver's machine) only the
+nodes of that machine are. Each monitor writes to the tracking store from its own node, so a
+server must be reachable from every node (docs/architecture.md, the cluster profile).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -19,9 +22,16 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..cluster.cards import NodeCards
 from ..spec import SweepSpec
+from ..tracking.journal import SHORT_HTTP
 from ..tracking.runs import SweepTracker
 from ..tracking.schema import CARD_TAG, NODE_ID_TAG, NODE_IP_TAG, NODE_TAG
 
+CREDENTIALS = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+)
 STOP_WAIT_S = 30.0  # a monitor's last batch of metrics, sent when it stops
 
 
@@ -29,9 +39,12 @@ STOP_WAIT_S = 30.0  # a monitor's last batch of metrics, sent when it stops
 class NodeMonitor:
     """MLflow's SystemMetricsMonitor on the node the actor was placed on, logging to `run_id`."""
 
-    def __init__(self, uri: str, run_id: str, every_s: float):
+    def __init__(self, uri: str, run_id: str, every_s: float, credentials: dict[str, str]):
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+        # the actor's own process: the server's credentials as MLflow reads them, in its
+        # environment (an argument, not a runtime_env, which the dashboard would show)
+        os.environ.update(credentials)
         self.uri, self.run_id = uri, run_id
         # resume_logging: after `sweep resume` the node's run goes on from its last step
         self.monitor = SystemMetricsMonitor(run_id, sampling_interval=every_s, resume_logging=True, tracking_uri=uri)
@@ -40,6 +53,9 @@ class NodeMonitor:
     def stop(self) -> None:
         from mlflow.tracking import MlflowClient
 
+        # one short attempt per request (as the journal's): a server that is down costs the end
+        # of the sweep seconds, not MLflow's minutes of retries
+        os.environ.update(SHORT_HTTP)
         self.monitor.finish()  # joins the sampling thread and sends what it holds
         MlflowClient(self.uri).set_terminated(self.run_id, "FINISHED")
 
@@ -48,7 +64,11 @@ def _start(spec: SweepSpec) -> list:
     """One node run (found again, or created) and one monitor per alive node."""
     tracker, every = SweepTracker(spec), spec.tracking.system_metrics_every_s
     nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if spec.tracking.mlflow_uri.startswith("sqlite:"):  # a file on the driver's machine: its nodes alone reach it
+        nodes = [node for node in nodes if node["NodeManagerAddress"] == ray.util.get_node_ip_address()]
     places = [f"{node['NodeManagerHostname']} {node['NodeManagerAddress']}" for node in nodes]
+    # a node's worker has its node's environment, not the driver's: the server's credentials go along
+    credentials = {key: os.environ[key] for key in CREDENTIALS if key in os.environ}
     actors = []
     for node, place in zip(nodes, places):
         # a machine's name and address find its run again after `sweep resume` (a new local Ray
@@ -59,7 +79,9 @@ def _start(spec: SweepSpec) -> list:
         tags = {NODE_TAG: host, NODE_IP_TAG: ip, NODE_ID_TAG: node["NodeID"], CARD_TAG: cards.card or cards.ray_card or "none"}
         run_id = tracker.node_run(key, f"node {key}", tags)
         pinned = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-        actors.append(NodeMonitor.options(scheduling_strategy=pinned).remote(spec.tracking.mlflow_uri, run_id, every))
+        actors.append(
+            NodeMonitor.options(scheduling_strategy=pinned).remote(spec.tracking.mlflow_uri, run_id, every, credentials)
+        )
     return actors
 
 
