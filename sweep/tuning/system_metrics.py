@@ -21,6 +21,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..cluster.cards import NodeCards
+from ..redact import redact
 from ..spec import SweepSpec
 from ..tracking.journal import SHORT_HTTP
 from ..tracking.runs import SweepTracker
@@ -86,12 +87,21 @@ def _start(spec: SweepSpec) -> list:
 
 
 def _stop(actors: list) -> None:
-    try:
-        ray.get([actor.stop.remote() for actor in actors], timeout=STOP_WAIT_S)
-    except Exception as err:  # noqa: BLE001 (best effort: the sweep's own outcome stands)
-        warnings.warn(f"system metrics: a node monitor did not stop cleanly: {err}", stacklevel=1)
-    for actor in actors:
+    """Stop every monitor at once (each sends its last samples and closes its run), waiting
+    STOP_WAIT_S at most; one that failed (its node died, MLflow is down) is said, not raised."""
+    stops = [actor.stop.remote() for actor in actors]
+    ray.wait(stops, num_returns=len(stops), timeout=STOP_WAIT_S)
+    for stop, actor in zip(stops, actors):
+        try:
+            ray.get(stop, timeout=0)
+        except Exception as err:  # noqa: BLE001 (best effort: the sweep's own outcome stands)
+            warnings.warn(f"system metrics: a node monitor did not stop cleanly: {_first_line(err)}", stacklevel=1)
         ray.kill(actor)
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return redact(f"{type(err).__name__}: {lines[0][:200] if lines else ''}")  # a URL in it may hold a password
 
 
 @contextlib.contextmanager
@@ -104,7 +114,7 @@ def node_monitors(spec: SweepSpec) -> Iterator[None]:
         try:
             actors = _start(spec)
         except Exception as err:  # noqa: BLE001 (best effort, see the module's docstring)
-            warnings.warn(f"system metrics: not logged ({err})", stacklevel=1)
+            warnings.warn(f"system metrics: not logged ({_first_line(err)})", stacklevel=1)
     try:
         yield
     except BaseException:  # stopped at once (a second signal): no waiting; `sweep resume` goes on
