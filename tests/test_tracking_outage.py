@@ -334,7 +334,9 @@ def assert_complete(spec, epochs: int, failure: str, note: str) -> None:
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags["sweep.outcome"] == "finished"
         assert child.data.tags["node"] and "sweep.failures" not in child.data.tags
-        for key in CURVES:
+        peaks = {"peak_gpu_memory_mb", "peak_rss_mb"} & set(child.data.metrics)  # the one of the trial's device
+        assert len(peaks) == 1, child.data.metrics
+        for key in [key for key in CURVES if not key.startswith("peak_")] + sorted(peaks):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
             assert sorted(steps) == list(range(1, epochs + 1)), (child.data.tags["sweep.arm"], key)
 
