@@ -20,7 +20,6 @@ from typing import Any
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from ..search.links import StudyLinks
 from ..spec import Arm, SweepSpec, dump_spec, searched
 from .schema import (
     ARM_TAG,
@@ -92,6 +91,8 @@ class SweepTracker:
 
     def __init__(self, spec: SweepSpec):
         self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec, redacted=True)
+        from ..search.links import StudyLinks  # optuna, here only: `sweep train` logs through RunLogger without it
+
         self.links = StudyLinks(spec.tracking.optuna_storage)  # each study trial gets its run's id
         self._summary = {
             "dataset": spec.dataset,
