@@ -61,8 +61,9 @@ class NodeMonitor:
         MlflowClient(self.uri).set_terminated(self.run_id, "FINISHED")
 
 
-def _start(spec: SweepSpec) -> list:
-    """One node run (found again, or created) and one monitor per alive node."""
+def _start(spec: SweepSpec, actors: list) -> None:
+    """One node run (found again, or created) and one monitor per alive node, into `actors` (so
+    that those started before a failure are stopped all the same)."""
     tracker, every = SweepTracker(spec), spec.tracking.system_metrics_every_s
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     if spec.tracking.mlflow_uri.startswith("sqlite:"):  # a file on the driver's machine: its nodes alone reach it
@@ -70,7 +71,6 @@ def _start(spec: SweepSpec) -> list:
     places = [f"{node['NodeManagerHostname']} {node['NodeManagerAddress']}" for node in nodes]
     # a node's worker has its node's environment, not the driver's: the server's credentials go along
     credentials = {key: os.environ[key] for key in CREDENTIALS if key in os.environ}
-    actors = []
     for node, place in zip(nodes, places):
         # a machine's name and address find its run again after `sweep resume` (a new local Ray
         # has a new node id); Ray nodes sharing them (containers, test clusters) add their id
@@ -83,7 +83,6 @@ def _start(spec: SweepSpec) -> list:
         actors.append(
             NodeMonitor.options(scheduling_strategy=pinned).remote(spec.tracking.mlflow_uri, run_id, every, credentials)
         )
-    return actors
 
 
 def _stop(actors: list) -> None:
@@ -112,7 +111,7 @@ def node_monitors(spec: SweepSpec) -> Iterator[None]:
     actors = []
     if spec.tracking.system_metrics_every_s > 0:
         try:
-            actors = _start(spec)
+            _start(spec, actors)
         except Exception as err:  # noqa: BLE001 (best effort, see the module's docstring)
             warnings.warn(f"system metrics: not logged ({_first_line(err)})", stacklevel=1)
     try:
