@@ -99,7 +99,7 @@ def resume(
         raise UserError([f"overrides: a list of KEY=VALUE strings, e.g. [{overrides!r}], not one string"])
     from .tuning.driver import find_sweep, ray_session, resume_sweep
 
-    _, spec = find_sweep(name, _storage(storage), list(overrides or ()))  # bad input starts nothing
+    _, spec = find_sweep(name, storage_folder(storage), list(overrides or ()))  # bad input starts nothing
     with ray_session(address):
         outcome = resume_sweep(spec, status_every)
     return _finish(outcome, spec)
@@ -112,7 +112,7 @@ def _finish(outcome: SweepOutcome, spec: SweepSpec) -> SweepOutcome:
         from .report.render import write_report
 
         outcome.report_dir = defaults.reports(spec.name)
-        outcome.report = write_report(spec.tracking.mlflow_uri, spec.name, outcome.report_dir)
+        outcome.report = write_report(spec.tracking.mlflow_uri, spec.name, outcome.report_dir, spec.tracking.optuna_storage)
     return outcome
 
 
@@ -129,7 +129,16 @@ def report(
         return build_report(uri, name)
     from .report.render import write_report
 
-    return write_report(uri, name, Path(out))
+    saved = saved_spec(name, storage)
+    studies = saved.tracking.optuna_storage if saved else None  # else the parent run's copy of the spec
+    return write_report(uri, name, Path(out), studies)
+
+
+def saved_spec(name: str | None, storage: str | os.PathLike | None) -> SweepSpec | None:
+    """The spec a sweep saved in its folder under `storage` (with its stores' passwords, which the
+    parent run's copy has redacted), if it is there."""
+    saved = storage_folder(storage) / name / defaults.SPEC_FILE if name else None
+    return load_spec(saved) if saved is not None and saved.exists() else None
 
 
 def resolve_tracking_uri(name: str | None, storage: str | os.PathLike | None, explicit: str | None) -> str:
@@ -137,10 +146,8 @@ def resolve_tracking_uri(name: str | None, storage: str | os.PathLike | None, ex
     under `storage`, else the default (defaults.MLFLOW_URI_HELP), a SQLite file made absolute."""
     if explicit:
         return explicit
-    saved = _storage(storage) / name / defaults.SPEC_FILE if name else None
-    if saved is not None and saved.exists():
-        return load_spec(saved).tracking.mlflow_uri
-    return defaults.absolute_sqlite(defaults.mlflow_uri())
+    saved = saved_spec(name, storage)
+    return saved.tracking.mlflow_uri if saved else defaults.absolute_sqlite(defaults.mlflow_uri())
 
 
 def sync(name: str, storage: str | os.PathLike | None = None) -> tuple[int, str]:
@@ -150,7 +157,7 @@ def sync(name: str, storage: str | os.PathLike | None = None) -> tuple[int, str]
     from .tracking.journal import SYNC_WAIT_S, Journal, backlog
     from .tracking.runs import SweepTracker
 
-    storage = _storage(storage)
+    storage = storage_folder(storage)
     folder = storage.resolve() / name
     if not (folder / defaults.SPEC_FILE).exists():
         raise UserError([f"name: no sweep {name!r} in {folder.parent}"])
@@ -164,6 +171,6 @@ def sync(name: str, storage: str | os.PathLike | None = None) -> tuple[int, str]
     return left.events, ""
 
 
-def _storage(storage: str | os.PathLike | None) -> Path:
+def storage_folder(storage: str | os.PathLike | None) -> Path:
     """The checkpoint folder holding sweeps by name: as given, else the default (defaults.CHECKPOINTS_HELP)."""
     return defaults.checkpoints() if storage is None else Path(storage)

@@ -91,6 +91,8 @@ def test_train_logs_to_mlflow_when_asked(tmp_path):
     (run,) = client.search_runs([client.get_experiment_by_name("one-off").experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["optimizer"] == "ugd"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")] == [1, 2]
+    for key in ("images_per_s", "peak_rss_mb"):  # what the hardware did, from fit() itself (CPU here)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2] and run.data.metrics[key] > 0
 
 
 def test_list_specs_shows_each_shipped_spec_with_its_command():

@@ -51,7 +51,7 @@ def lab_spec(tmp_path, name, resources, trials=4, model_options=None, epochs=2):
 def child_runs(spec):
     client = MlflowClient(spec.tracking.mlflow_uri)
     experiment = client.get_experiment_by_name(spec.name)
-    return [run for run in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in run.data.tags]
+    return [run for run in client.search_runs([experiment.experiment_id]) if "ray.trial_id" in run.data.tags]
 
 
 def most_at_once(spec) -> dict[tuple[str, str], int]:

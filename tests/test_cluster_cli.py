@@ -165,5 +165,9 @@ def test_sweep_run_on_the_cluster_places_the_model_on_the_card_it_asks_for(lab, 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "placement small_cnn: 1 CPU, 0.5 GPU on TITAN-RTX" in done.stdout
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("on-the-lab").experiment_id], filter_string="tags.card != ''")
+    found = client.search_runs([client.get_experiment_by_name("on-the-lab").experiment_id], filter_string="tags.card != ''")
+    runs = [run for run in found if "ray.trial_id" in run.data.tags]
     assert len(runs) == 2 and {run.data.tags["card"] for run in runs} == {"TITAN-RTX"}
+    # each node's system metrics, in a run tagged with the card the node declared
+    nodes = [run for run in found if run.data.tags.get("sweep.role") == "node"]
+    assert sorted(run.data.tags["card"] for run in nodes) == ["RTX-2070", "TITAN-RTX"]

@@ -98,7 +98,7 @@ def write_spec(tmp_path, name, mlflow_uri, optuna_storage):
             "space": {"lr": {"low": 0.01, "high": 0.3, "log": True}, "rho": 0.05},
         },
         "resources": {"cpus": 1},
-        "tracking": {"mlflow_uri": mlflow_uri, "optuna_storage": optuna_storage},
+        "tracking": {"mlflow_uri": mlflow_uri, "optuna_storage": optuna_storage, "system_metrics_every_s": 1},
         "checkpoints": {"path": str(tmp_path / "shared" / "sweeps")},
         "max_concurrent": 2,
     }
@@ -121,10 +121,15 @@ def test_a_sweep_runs_through_the_mlflow_server_and_optuna_on_postgresql(server,
     experiment = client.get_experiment_by_name("lab")
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [run for run in runs if run.data.tags.get("sweep.role") == "parent"]
-    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [
+        run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id and "ray.trial_id" in run.data.tags
+    ]
     assert len(children) == 4 and {run.info.status for run in [parent, *children]} == {"FINISHED"}
     for run in children:
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_acc")) == [1, 2]
+    # the node's system metrics went through the basic-auth server too, from the node's own monitor
+    (node,) = [run for run in runs if run.data.tags.get("sweep.role") == "node"]
+    assert node.info.status == "FINISHED" and "system/cpu_utilization_percentage" in node.data.metrics
     # artifacts went through the server (served artifacts), not to a path on this machine
     spec_copy = Path(client.download_artifacts(parent.info.run_id, "sweep_spec.yaml", str(tmp_path)))
     assert yaml.safe_load(spec_copy.read_text())["tracking"]["mlflow_uri"] == server["url"]

@@ -100,7 +100,7 @@ def test_a_killed_worker_node_s_trials_resume_elsewhere_with_nothing_lost_or_dou
 
     client = MlflowClient(spec.tracking.mlflow_uri)
     experiment = client.get_experiment_by_name("node-dies")
-    children = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    children = [r for r in client.search_runs([experiment.experiment_id]) if "ray.trial_id" in r.data.tags]
     assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
     for run in children:
         for key in ("val_acc", "train_loss", "test_acc"):

@@ -194,6 +194,42 @@ def test_status_shows_the_fractions_each_card_holds():
     assert table[2].split()[2:] == ["TITAN-RTX", "24", "GB", "1", "0.75", "(0.25", "+", "0.25", "+", "0.25)"]
 
 
+def test_ray_s_own_card_name_is_used_only_where_it_names_a_model_and_the_node_declared_none():
+    from sweep.cluster.nodes import render_status
+
+    def ray_node(node_id, labels, resources=None):
+        return {
+            "NodeID": node_id,
+            "NodeManagerAddress": "10.0.0.9",
+            "Labels": labels,
+            "Resources": {"GPU": 1.0, **(resources or {})},
+        }
+
+    named = NodeCards.from_ray(ray_node("nnamed", {"ray.io/accelerator-type": "GeForce-RTX-2080-Ti"}))
+    letter = NodeCards.from_ray(ray_node("nletter", {}, {"accelerator_type:G": 1.0}))  # older Rays name GeForce cards G
+    declared = NodeCards.from_ray(ray_node("ntitan", {CARD_LABEL: "TITAN-RTX", "ray.io/accelerator-type": "TITAN-RTX"}))
+    assert (named.card, named.ray_card) == ("", "RTX-2080-Ti")  # placement still sees an undeclared card
+    assert letter.ray_card == ""
+    rows = {line.split()[0]: line.split()[2:4] for line in render_status([named, letter, declared], {}).splitlines()[1:]}
+    assert rows == {"nnamed": ["RTX-2080-Ti", "(Ray)"], "nletter": ["-", "-"], "ntitan": ["TITAN-RTX", "-"]}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="torch.cuda answers first where CUDA works")
+def test_cards_come_from_nvidia_ml_py_without_cuda_and_none_without_a_driver():
+    import pynvml
+
+    from sweep.cluster.cards import detect_cards
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        assert detect_cards() == []  # no driver on this machine: no cards, no error
+        return
+    count = pynvml.nvmlDeviceGetCount()
+    pynvml.nvmlShutdown()
+    assert len(detect_cards()) == count
+
+
 def test_joining_without_the_cluster_token_starts_nothing(tmp_path, monkeypatch, capsys):
     from sweep.cli import main
 

@@ -237,9 +237,11 @@ def test_no_password_reaches_mlflow(tmp_path):
         },
     )
     tracker = SweepTracker(spec)
-    log_trial(tracker, "a", "sgd", 0.1, 0, 90.0, [80, 85, 88])
+    # no study trial to link: the studies' database (not running here) is opened by the report alone
+    log_trial(tracker, "a", "sgd", 0.1, 0, 90.0, [80, 85, 88], study_trial=None)
     tracker.finish({})
     report = write_report(spec.tracking.mlflow_uri, "private", tmp_path / "out")
+    assert "no Optuna plots: cannot open postgresql://sweeper:***@127.0.0.1:5432/studies" in " ".join(report.notes)
     client = MlflowClient(spec.tracking.mlflow_uri)
     parent = client.get_run(report.parent_id)
     stored = client.download_artifacts(report.parent_id, "sweep_spec.yaml", str(tmp_path))

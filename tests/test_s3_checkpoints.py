@@ -96,12 +96,14 @@ def test_a_trial_resumes_from_its_checkpoint_in_the_bucket(s3, fault_file, tmp_p
 
     client = MlflowClient(spec.tracking.mlflow_uri)
     (child,) = [
-        r
-        for r in client.search_runs([client.get_experiment_by_name("in-s3").experiment_id])
-        if "mlflow.parentRunId" in r.data.tags
+        r for r in client.search_runs([client.get_experiment_by_name("in-s3").experiment_id]) if "ray.trial_id" in r.data.tags
     ]
     assert child.data.tags["sweep.failures"] == "1"
     assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "val_acc")) == [1, 2, 3]
+    # the run names its latest checkpoint by its URI in the bucket
+    checkpoint = child.data.tags["sweep.checkpoint"]
+    assert checkpoint.startswith("s3://lab-sweeps/sweeps/in-s3/")
+    assert s3["fs"].get_file_info(checkpoint.removeprefix("s3://") + "/state.pt").type == fs.FileType.File
 
 
 def test_an_unreachable_endpoint_or_a_missing_bucket_is_named(s3, tmp_path):

@@ -170,7 +170,7 @@ def test_a_sweep_stops_trials_within_their_arm_and_never_a_confirmation(tmp_path
 
     client = MlflowClient(spec.tracking.mlflow_uri)
     experiment = client.get_experiment_by_name(spec.name)
-    children = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    children = [r for r in client.search_runs([experiment.experiment_id]) if "ray.trial_id" in r.data.tags]
     arm_of = {r.data.tags["ray.trial_id"]: r.data.tags["sweep.arm"] for r in children}
     confirms = [r for r in children if r.data.tags["sweep.phase"] == "confirm"]
     assert len(children) == 12 and len(confirms) == 4

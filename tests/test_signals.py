@@ -201,7 +201,7 @@ def resume_and_count(tmp_path: Path, uri: str) -> None:
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("stop-me")
-    runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if "ray.trial_id" in r.data.tags]
     assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
     for run in runs:
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "test_acc")) == list(range(1, EPOCHS + 1))

@@ -53,7 +53,7 @@ def runs(spec):
     experiment = client.get_experiment_by_name(spec.name)
     found = client.search_runs([experiment.experiment_id])
     parents = [r for r in found if r.data.tags.get("sweep.role") == "parent"]
-    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    children = [r for r in found if "ray.trial_id" in r.data.tags]  # not the node runs
     return client, experiment, parents, children
 
 
@@ -84,6 +84,9 @@ def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tm
         assert child.info.status == "FINISHED"
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"):
             assert steps(client, child, key) == [1, 2], key  # every epoch exactly once
+        for key in ("images_per_s", "peak_rss_mb"):  # what the hardware did, every epoch (no CUDA here)
+            history = client.get_metric_history(child.info.run_id, key)
+            assert sorted(m.step for m in history) == [1, 2] and all(m.value > 0 for m in history), key
         params = child.data.params
         assert {"optimizer", "model", "dataset", "lr", "rho", "momentum", "weight_decay", "batch_size", "epochs", "seed"} <= set(
             params

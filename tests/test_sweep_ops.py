@@ -63,7 +63,8 @@ def studies(folder):
 def children(folder):
     client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
     found = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
-    return client, [r for r in found if "mlflow.parentRunId" in r.data.tags], [r for r in found if r.data.tags.get("sweep.role")]
+    trials = [r for r in found if "ray.trial_id" in r.data.tags]  # not the node runs, which also sit under the parent
+    return client, trials, [r for r in found if r.data.tags.get("sweep.role") == "parent"]
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def results(result_file: Path) -> list[dict]:
 
 def children(client, experiment_id):
     found = client.search_runs([experiment_id])
-    return [r for r in found if "mlflow.parentRunId" in r.data.tags], [r for r in found if r.data.tags.get("sweep.role")]
+    return [r for r in found if "ray.trial_id" in r.data.tags], [r for r in found if r.data.tags.get("sweep.role") == "parent"]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed-driver"])
@@ -107,6 +107,11 @@ def test_interrupted_sweep_resumes_without_repeating_finished_trials(tmp_path, s
     for rule in ("sgd", "sam_gns"):
         study = optuna.load_study(study_name=Arm("small_cnn", rule).study_name("resume-me"), storage=storage)
         assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2  # continued, not restarted
+    # this machine's system metrics: one run, found again and continued by the resume (no step twice)
+    (node,) = client.search_runs([experiment.experiment_id], filter_string="tags.`sweep.role` = 'node'")
+    assert node.info.status == "FINISHED" and node.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    cpu = [m.step for m in client.get_metric_history(node.info.run_id, "system/cpu_utilization_percentage")]
+    assert cpu and len(cpu) == len(set(cpu))
 
     redone = 0
     for trial, logged in in_flight.items():

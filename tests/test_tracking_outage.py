@@ -12,6 +12,7 @@ import json
 import threading
 import time
 
+import optuna
 import pytest
 import ray
 from mlflow.tracking import MlflowClient
@@ -21,7 +22,7 @@ from helpers.figures import logged_epochs, record
 from helpers.servers import MlflowServer, free_port
 from sweep.cli import main
 from sweep.defaults import SPEC_FILE
-from sweep.spec import dump_spec, validate_spec
+from sweep.spec import Arm, dump_spec, validate_spec
 from sweep.tracking import journal as journal_mod
 from sweep.tracking.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
 from sweep.tracking.runs import CURVES, SweepTracker
@@ -74,6 +75,7 @@ def write_events(journal):
     journal.append("failure", trial="t_sgd", config=sgd, error="Traceback ...\nRuntimeError: boom", final=False)
     for epoch in (2, 3):  # epoch 2 again: the retry restored the checkpoint of epoch 1
         journal.append("epoch", trial="t_sgd", config=sgd, result=result(epoch))
+        journal.append("checkpoint", trial="t_sgd", config=sgd, uri=f"/ckpt/t_sgd/checkpoint_00000{epoch}")
     journal.append("end", trial="t_sgd", config=sgd, outcome="finished")
     journal.append("epoch", trial="t_sam", config=sam, result=result(1))
     journal.append("failure", trial="t_sam", config=sam, error="Traceback ...\nValueError: bad", final=True)
@@ -96,6 +98,8 @@ def mlflow_state(spec):
     experiment = client.get_experiment_by_name(spec.name)
     state = {}
     for run in client.search_runs([experiment.experiment_id]):
+        if run.data.tags.get("sweep.role") == "node":
+            continue  # the nodes' system metrics are logged by their monitors, not by the journal
         key = run.data.tags.get("ray.trial_id", "parent")
         curves = {k: sorted(m.step for m in client.get_metric_history(run.info.run_id, k)) for k in run.data.metrics}
         artifacts = sorted(a.path for a in client.list_artifacts(run.info.run_id, "errors"))
@@ -103,6 +107,21 @@ def mlflow_state(spec):
         assert key not in state, f"two runs for {key}"
         state[key] = (run.info.status, run.data.params, curves, artifacts, tags)
     return state
+
+
+def test_a_run_created_after_its_study_trial_ended_still_links_it(tmp_path):
+    # MLflow was down while the trial ran: its run is created after the study was told its end
+    spec = small_spec(tmp_path)
+    name = Arm("small_cnn", "sgd").study_name(spec.name)
+    study = optuna.create_study(study_name=name, storage=spec.tracking.optuna_storage, direction="maximize")
+    trial = study.ask()
+    study.tell(trial, 91.0)
+    run_id = SweepTracker(spec).child("t_late", config("sgd", study_trial=trial.number))
+    (ended,) = optuna.load_study(study_name=name, storage=spec.tracking.optuna_storage).trials
+    assert ended.user_attrs["mlflow_run_id"] == run_id
+    assert ended.state == optuna.trial.TrialState.COMPLETE and ended.value == 91.0  # nothing else changed
+    tags = MlflowClient(spec.tracking.mlflow_uri).get_run(run_id).data.tags
+    assert (tags["sweep.study"], tags["sweep.study_trial"]) == (name, str(trial.number))
 
 
 def test_applying_the_same_journal_twice_logs_nothing_twice(tmp_path):
@@ -116,6 +135,7 @@ def test_applying_the_same_journal_twice_logs_nothing_twice(tmp_path):
     assert status == "FINISHED" and params["lr"] == "0.1"
     assert curves == every(1, 2, 3)  # the replayed epoch 2 once
     assert tags["sweep.failures"] == "1" and tags["sweep.error"] == "RuntimeError: boom" and artifacts == ["errors/failure_1.txt"]
+    assert tags["sweep.checkpoint"] == "/ckpt/t_sgd/checkpoint_000003"  # the latest
     status, _, curves, artifacts, tags = first["t_sam"]
     assert status == "FAILED" and curves == every(1) and tags["sweep.failures"] == "1"
     assert first["parent"][0] == "FINISHED" and first["parent"][4]["best.small_cnn/sgd"].startswith("val_acc 53.00")
@@ -134,7 +154,7 @@ def test_applying_the_same_journal_twice_logs_nothing_twice(tmp_path):
 
     # a driver killed before it recorded its offset: every event again, from the start
     (folder / OFFSET).unlink()
-    assert backlog(folder).events == 14
+    assert backlog(folder).events == 16
     assert apply(spec)
     assert mlflow_state(spec) == first
     # and from the middle, with a tracker that has never seen these runs
@@ -172,13 +192,13 @@ def test_a_torn_last_line_is_dropped_and_the_journal_goes_on(tmp_path):
     folder = spec.checkpoints.path / spec.name
     write_events(Journal(folder, SweepTracker(spec)))
     with open(folder / JOURNAL, "ab") as file:
-        file.write(b'{"seq":14,"kind":"epo')  # the driver died in the middle of this write
-    assert backlog(folder).events == 14
+        file.write(b'{"seq":16,"kind":"epo')  # the driver died in the middle of this write
+    assert backlog(folder).events == 16
     journal = Journal(folder, SweepTracker(spec))
     journal.append("sweep")
     journal.close()
     lines = (folder / JOURNAL).read_text().splitlines()
-    assert len(lines) == 15 and json.loads(lines[-1]) == {"seq": 14, "kind": "sweep"}
+    assert len(lines) == 17 and json.loads(lines[-1]) == {"seq": 16, "kind": "sweep"}
     assert apply(spec)
 
 
@@ -195,7 +215,7 @@ def test_sweep_sync_replays_a_journal_and_says_what_it_could_not(tmp_path, monke
     monkeypatch.setattr(journal_mod, "SYNC_WAIT_S", 1.0)
     assert main(["sync", "down", "--storage", str(storage)]) == 1
     out = capsys.readouterr().out
-    assert "14 tracking events (5 epochs of 2 trials) are not in MLflow" in out
+    assert "16 tracking events (5 epochs of 2 trials) are not in MLflow" in out
     assert f"kept in {storage / 'down' / JOURNAL}" in out and f"sweep sync down --storage {storage}" in out
     assert "bob:***@127.0.0.1" in out and "s3cret" not in out
     assert not (storage / "down" / OFFSET).exists()
@@ -206,7 +226,7 @@ def test_sweep_sync_replays_a_journal_and_says_what_it_could_not(tmp_path, monke
     (storage / spec.name / SPEC_FILE).write_text(dump_spec(spec))
     write_events(Journal(storage / spec.name, SweepTracker(spec)))
     assert main(["sync", spec.name, "--storage", str(storage)]) == 0
-    assert "14 replayed now" in capsys.readouterr().out
+    assert "16 replayed now" in capsys.readouterr().out
     assert mlflow_state(spec)["t_sgd"][2] == every(1, 2, 3)
     assert main(["sync", spec.name, "--storage", str(storage)]) == 0  # nothing left: a no-op
     assert "0 replayed now" in capsys.readouterr().out
@@ -219,9 +239,7 @@ def test_where_a_trial_ran_reaches_its_run_when_the_first_request_stored_only_th
     log_trial(SweepTracker(spec), "t1", "sgd", 0.1, 0, 90.0, [50.0], outcome=None)
     client = MlflowClient(spec.tracking.mlflow_uri)
     (run,) = [
-        r
-        for r in client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
-        if "mlflow.parentRunId" in r.data.tags
+        r for r in client.search_runs([client.get_experiment_by_name(spec.name).experiment_id]) if "ray.trial_id" in r.data.tags
     ]
     for tag in WHERE_TAGS.values():
         client.delete_tag(run.info.run_id, tag)
@@ -318,7 +336,7 @@ def assert_complete(spec, epochs: int, failure: str, note: str) -> None:
     experiment = client.get_experiment_by_name(spec.name)
     found = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in found if r.data.tags.get("sweep.role") == "parent"]
-    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    children = [r for r in found if "ray.trial_id" in r.data.tags]
     trained = sum(len(path.read_text().splitlines()) for path in (spec.checkpoints.path / spec.name).glob("*/result.json"))
     _, lost, doubled = logged_epochs(client, children, epochs)
     record(
@@ -334,7 +352,9 @@ def assert_complete(spec, epochs: int, failure: str, note: str) -> None:
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags["sweep.outcome"] == "finished"
         assert child.data.tags["node"] and "sweep.failures" not in child.data.tags
-        for key in CURVES:
+        peaks = {"peak_gpu_memory_mb", "peak_rss_mb"} & set(child.data.metrics)  # the one of the trial's device
+        assert len(peaks) == 1, child.data.metrics
+        for key in [key for key in CURVES if not key.startswith("peak_")] + sorted(peaks):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
             assert sorted(steps) == list(range(1, epochs + 1)), (child.data.tags["sweep.arm"], key)
 

@@ -27,8 +27,11 @@ def curve(cfg, state=None):
     return reports
 
 
+MEASURED = {"epoch_time_s", "images_per_s", "peak_rss_mb", "peak_gpu_memory_mb"}  # the machine's, not the run's
+
+
 def numbers(metrics):
-    return {k: v for k, v in metrics.items() if k != "epoch_time_s"}
+    return {k: v for k, v in metrics.items() if k not in MEASURED}
 
 
 @pytest.mark.parametrize("rule", list_optimizers())
@@ -55,8 +58,11 @@ def test_reported_metrics_per_epoch():
             "test_acc",
             "lr",
             "epoch_time_s",
+            "images_per_s",
+            "peak_rss_mb",  # on the CPU; peak_gpu_memory_mb on a card (tests/test_hardware.py)
         }
         assert 0 <= metrics["test_acc"] <= 100 and metrics["epoch_time_s"] > 0
+        assert metrics["images_per_s"] > 0 and metrics["peak_rss_mb"] > 0
         assert state["epoch"] == metrics["epoch"]
     # cosine annealing over 2 epochs, stepped per epoch: lr, then lr / 2
     assert [m["lr"] for m, _ in reports] == [0.05, pytest.approx(0.025)]

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .build import build_model, build_optimizer, load_data
 from .config import TrainConfig
 from .data import Batches, Split, hold_out, normalization
+from .hardware import PeakMemory
 from .models import get_model_info
 from .optim import frozen_batchnorm_stats
 
@@ -114,8 +115,10 @@ class Run:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the training split; loss and accuracy are those at `w` (first pass)."""
+        """One pass over the training split; loss and accuracy are those at `w` (first pass), and
+        the pass's throughput in training images per second."""
         model, opt = self.model, self.optimizer
+        started = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
@@ -136,8 +139,10 @@ class Run:
             loss_sum += loss.detach() * len(y)
             correct += (first["logits"].argmax(1) == y).sum()
         n = len(self.splits["train"])
-        # one host synchronisation per epoch, not per step
-        return {"train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
+        # one host synchronisation per epoch, not per step; the clock stops after it, when the
+        # device has finished the pass
+        loss, acc = loss_sum.item() / n, 100.0 * correct.item() / n
+        return {"train_loss": loss, "train_acc": acc, "images_per_s": n / (time.perf_counter() - started)}
 
     @torch.no_grad()
     def evaluate(self, name: str) -> dict[str, float]:
@@ -168,18 +173,22 @@ def fit(cfg: TrainConfig | dict, report: Reporter | None = None, state: dict[str
     """Train `cfg.epochs` epochs (continuing from `state` when given) and return the last metrics.
 
     After each epoch `report(metrics, state)` receives `epoch` (1-based), the METRICS (accuracies
-    in percent, `lr` the rate used in that epoch) and `status`: "running", "finished", or
+    in percent, `lr` the rate used in that epoch, `images_per_s` the training pass's throughput,
+    `peak_gpu_memory_mb` on a card or `peak_rss_mb` on the CPU: the epoch's own peak) and `status`: "running", "finished", or
     "diverged" when the training loss stopped being finite, which also ends the run.
     """
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.model_validate(cfg)
     run = Run(cfg, state)
+    memory = PeakMemory(run.device)
     metrics: dict[str, Any] = {"epoch": run.epoch, "status": "finished" if run.epoch >= cfg.epochs else "running"}
     while run.epoch < cfg.epochs:
         started = time.perf_counter()
+        memory.reset()  # each epoch's own peak, and none from the trial a reused worker ran before
         lr = run.optimizer.param_groups[0]["lr"]
         metrics = run.train_epoch()
         for split in run.eval_batches:
             metrics.update(run.evaluate(split))
+        metrics.update(memory.read())
         run.schedule.step()
         run.epoch += 1
         diverged = not math.isfinite(metrics["train_loss"])

@@ -33,7 +33,7 @@ def _node_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODEL:GB",
-        help="declare a card, e.g. 'RTX 2080 Ti:11' (repeatable; default: the cards torch.cuda or nvidia-smi finds)",
+        help="declare a card, e.g. 'RTX 2080 Ti:11' (repeatable; default: the cards torch.cuda or nvidia-ml-py finds)",
     )
     parser.add_argument("--num-gpus", type=int, help="GPUs Ray schedules here (default: one per card)")
     parser.add_argument("--num-cpus", type=int, help="CPU cores Ray schedules here (default: Ray's count)")

@@ -74,7 +74,10 @@ COMMANDS = {
         "sweeps:report",
     ),
     "ui": Command(
-        "browse a sweep in the MLflow UI (served on 127.0.0.1)", "sweep ui quickstart --port 5001", "ui:add_arguments", "ui:run"
+        "browse a sweep in the MLflow UI, or its Optuna studies with --optuna (served on 127.0.0.1)",
+        "sweep ui quickstart --optuna",
+        "ui:add_arguments",
+        "ui:run",
     ),
     "validate": Command(
         "check a spec without starting anything",

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             loss=f"{metrics['train_loss']:.3f}",
             val=f"{metrics.get('val_acc', float('nan')):.1f}",
             test=f"{metrics['test_acc']:.1f}",
+            img_s=f"{metrics['images_per_s']:.0f}",
         )
 
     final = {"status": Outcome.FAILED}

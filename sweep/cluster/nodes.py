@@ -168,6 +168,7 @@ def render_status(nodes: list[NodeCards], held: dict[str, list[float]]) -> str:
         fractions = held.get(node.node_id, [])
         in_use = f"{sum(fractions):.3g}" + (f" ({' + '.join(f'{f:g}' for f in sorted(fractions))})" if fractions else "")
         memory = f"{node.memory_gb:g} GB" if node.memory_gb else "-"
-        rows.append((node.node_id[:8], node.address, node.card or "-", memory, f"{node.gpus:g}", in_use))
+        card = node.card or (f"{node.ray_card} (Ray)" if node.ray_card else "-")  # placement reads node.card only
+        rows.append((node.node_id[:8], node.address, card, memory, f"{node.gpus:g}", in_use))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)

@@ -1,8 +1,8 @@
-"""The comparison report: its numbers from MLflow alone, rendered as text, CSV and plots, and as
-pandas DataFrames (frames.py).
+"""The comparison report: its numbers from MLflow alone, rendered as text, CSV and plots, with
+Optuna's plots of each arm's study beside them, and as pandas DataFrames (frames.py).
 
-Imports tracking/schema.py, spec/arm.py, mlflow, scipy and matplotlib; never ray or optuna, so
-`sweep report` works wherever the tracking store can be reached.
+Imports tracking/schema.py, spec/arm.py, mlflow, optuna (studies.py), scipy and matplotlib;
+never ray, so `sweep report` works wherever the tracking store can be reached.
 
 This package is also the API's `sweep.report(name, ...)` (sweep/api.py): `sweep.report` names the
 package once any of its modules is imported, so the package itself is callable rather than a

@@ -24,6 +24,7 @@ from ..tracking.schema import (
     ROLE_TAG,
     SPEC_ARTIFACT,
     STUDY_TRIAL_TAG,
+    TRIAL_TAG,
     Outcome,
     Phase,
 )
@@ -42,6 +43,7 @@ class SweepReport:
     runs: list[TrialRun]
     regime: dict  # the numbers' regime: data set, split sizes, epochs, augmentation, batch, schedule
     warnings: list[str] = field(default_factory=list)  # chosen settings at the edge of their range
+    notes: list[str] = field(default_factory=list)  # Optuna plots left out, and why (sweep/report/studies.py)
 
     @property
     def models(self) -> list[str]:
@@ -75,6 +77,8 @@ def load_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[
     runs = []
     for run in found:
         tags = run.data.tags
+        if TRIAL_TAG not in tags:  # a node's system metrics (sweep.role=node), not a trial
+            continue
         history = client.get_metric_history(run.info.run_id, "test_acc")
         runs.append(
             TrialRun(

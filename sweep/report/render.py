@@ -17,7 +17,9 @@ from ..compare.stats import Comparison, Verdict, label
 from . import plots as report_plots
 from .cells import Cell
 from .data import SweepReport, build_report
+from .studies import study_plots
 
+# every report's files; each arm's Optuna plots (sweep/report/studies.py) come on top where its study has trials
 FILES = ("report.md", "report.json", "table.csv", "test_acc_curves.png", "val_acc_lr_rho.png")
 # what a cell of a compared rule is marked with: what the reference rule's comparison with it says
 MARKS = {Verdict.BETTER: " <", Verdict.WORSE: " >", Verdict.EQUIVALENT: " ≈"}
@@ -137,6 +139,8 @@ def render(report: SweepReport, terminal: bool) -> str:
             report.procedure,
         ]
     parts += ["What each cell rests on:", "\n".join(_basis(report))]
+    if report.notes:
+        parts.append("Optuna's plots left out: " + "; ".join(report.notes) + ".")
     return "\n\n".join(parts) + "\n"
 
 
@@ -186,16 +190,19 @@ def csv_text(report: SweepReport) -> str:
     return out.getvalue()
 
 
-def write_report(uri: str, name: str, out: Path) -> SweepReport:
-    """Build the report, write its files to `out`, attach them to the parent run under `report/`."""
+def write_report(uri: str, name: str, out: Path, optuna_storage: str | None = None) -> SweepReport:
+    """Build the report, write its files to `out`, attach them to the parent run under `report/`.
+    Each arm's Optuna plots read the studies at `optuna_storage` (default: the spec's, as the parent
+    run keeps it, password redacted); what is left out of them is said in `report.notes`."""
     report = build_report(uri, name)
     out.mkdir(parents=True, exist_ok=True)
+    studies, report.notes = study_plots(report.spec, optuna_storage or report.spec.tracking.optuna_storage, out)
     (out / "report.md").write_text(render(report, terminal=False))
     (out / "report.json").write_text(json.dumps(json_report(report), indent=2) + "\n")
     (out / "table.csv").write_text(csv_text(report))
     report_plots.curves(report, out / "test_acc_curves.png")
     report_plots.lr_rho(report, out / "val_acc_lr_rho.png")
     client = MlflowClient(tracking_uri=uri)
-    for name_ in FILES:
+    for name_ in (*FILES, *studies):
         client.log_artifact(report.parent_id, str(out / name_), "report")
     return report

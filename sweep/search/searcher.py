@@ -24,9 +24,7 @@ from ..compare.seeds import Ended, wanted
 from ..spec import Arm, SweepSpec
 from ..tracking.schema import METRIC, MODE, Outcome, Phase, TrialConfig
 from . import space
-
-# user attributes of a study trial: the trial's end as the choice of a setting reads it
-OUTCOME_ATTR, VAL_ACC_ATTR, VAL_LOSS_ATTR, TEST_ACC_ATTR = "outcome", "val_acc", "val_loss", "test_acc"
+from .links import OUTCOME_ATTR, RAY_TRIAL_ATTR, SEED_ATTR, TEST_ACC_ATTR, VAL_ACC_ATTR, VAL_LOSS_ATTR
 
 
 class ArmSearcher(Searcher):
@@ -125,7 +123,7 @@ class ArmSearcher(Searcher):
             found.append(
                 Result(
                     setting=Result.key(self.spec.setting(rule, point)),
-                    seed=attrs.get("seed", 0),
+                    seed=attrs.get(SEED_ATTR, 0),
                     outcome=attrs.get(OUTCOME_ATTR, Outcome.FINISHED),
                     val_acc=attrs.get(VAL_ACC_ATTR, trial.value),
                     val_loss=attrs.get(VAL_LOSS_ATTR),
@@ -176,8 +174,8 @@ class ArmSearcher(Searcher):
         point = {**space.fixed_values(self.spec.space_for(rule)), **trial.params}
         seeds = self.spec.search_seeds(rule)
         seed = point.pop(space.SEED, seeds[self._issued[arm] % len(seeds)])
-        trial.set_user_attr("seed", seed)
-        trial.set_user_attr("ray_trial_id", trial_id)
+        trial.set_user_attr(SEED_ATTR, seed)
+        trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
         config = self._config(arm, Phase.SEARCH, seed, point, trial.number)
         self._issued[arm] += 1
         self._trials[trial_id] = (arm, trial.number)

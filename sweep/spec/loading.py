@@ -88,5 +88,5 @@ def dump_spec(spec: SweepSpec, redacted: bool = False) -> str:
     others read: the MLflow parent run)."""
     data = spec.model_dump(mode="json")
     if redacted:
-        data["tracking"] = {key: redact(uri) for key, uri in data["tracking"].items()}
+        data["tracking"] = {key: redact(value) if isinstance(value, str) else value for key, value in data["tracking"].items()}
     return yaml.safe_dump(data, sort_keys=False)

@@ -200,6 +200,12 @@ class Tracking(Strict):
         default_factory=defaults.optuna_storage,
         description=f"database URL of the Optuna studies, never MLflow's database (default: {defaults.OPTUNA_STORAGE_HELP})",
     )
+    system_metrics_every_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds between samples of each node's CPU, memory and GPU use, logged by MLflow's system-metrics "
+        "monitor to one run per Ray node under the sweep's parent run; 0 turns it off",
+    )
 
     @model_validator(mode="after")
     def _separate_databases(self) -> Tracking:

@@ -36,6 +36,9 @@ class MlflowTracking(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._event(Event.EPOCH, trial, result={key: value for key, value in result.items() if key != "config"})
 
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        self._event(Event.CHECKPOINT, trial, uri=checkpoint_uri(checkpoint))
+
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         status = (trial.last_result or {}).get("status", Outcome.RUNNING)
         self._event(Event.END, trial, outcome=Outcome.STOPPED_EARLY if status == Outcome.RUNNING else status)
@@ -46,6 +49,12 @@ class MlflowTracking(Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._event(Event.FAILURE, trial, error=_error_text(trial), final=True)
         self._event(Event.END, trial, outcome=Outcome.FAILED)
+
+
+def checkpoint_uri(checkpoint) -> str:
+    """Where a Tune checkpoint is: its folder, or an s3:// URI in a bucket (docs/architecture.md)."""
+    kind = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
 
 
 def _error_text(trial) -> str:

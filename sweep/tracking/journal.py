@@ -242,6 +242,7 @@ _APPLY: dict[str, Callable[[Journal, dict[str, Any]], None]] = {
         event["trial"], event["config"], event["error"], final=event["final"], event=event["seq"]
     ),
     Event.END: lambda journal, event: journal.tracker.end_trial(event["trial"], event["config"], event["outcome"]),
+    Event.CHECKPOINT: lambda journal, event: journal.tracker.note_checkpoint(event["trial"], event["config"], event["uri"]),
     Event.ORPHANS: Journal._close_orphans,
     Event.FINISH: lambda journal, event: journal.tracker.finish(event["best"]),
     Event.EXTEND: lambda journal, event: journal.tracker.reopen(event["spec"]),

@@ -20,22 +20,27 @@ from typing import Any
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from ..spec import SweepSpec, dump_spec, searched
+from ..spec import Arm, SweepSpec, dump_spec, searched
 from .schema import (
     ARM_TAG,
+    BEST_METRICS,
     BEST_TAG_PREFIX,
+    CHECKPOINT_TAG,
     CURVES,
     ERROR_TAG,
     ERRORS_FOLDER,
     EXPERIMENT_KIND,
     FAILURE_EVENT_TAG,
     FAILURES_TAG,
+    NODE_KEY_TAG,
+    NODE_ROLE,
     OUTCOME_TAG,
     PARENT_ROLE,
     PARENT_RUN_TAG,
     PHASE_TAG,
     ROLE_TAG,
     SPEC_ARTIFACT,
+    STUDY_TAG,
     STUDY_TRIAL_TAG,
     TRIAL_TAG,
     WHERE_TAGS,
@@ -86,6 +91,9 @@ class SweepTracker:
 
     def __init__(self, spec: SweepSpec):
         self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec, redacted=True)
+        from ..search.links import StudyLinks  # optuna, here only: `sweep train` logs through RunLogger without it
+
+        self.links = StudyLinks(spec.tracking.optuna_storage)  # each study trial gets its run's id
         self._summary = {
             "dataset": spec.dataset,
             "models": ",".join(spec.models),
@@ -143,18 +151,35 @@ class SweepTracker:
             self._parent = found.info.run_id
         return self._parent
 
+    def node_run(self, key: str, name: str, tags: dict[str, str]) -> str:
+        """The run of one Ray node's system metrics under the parent, found again by its key (a
+        resumed sweep continues it) and RUNNING, so that MLflow's monitor logs to it."""
+        query = f"tags.`{ROLE_TAG}` = '{NODE_ROLE}' and tags.`{NODE_KEY_TAG}` = '{key}'"
+        found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
+        tags = {PARENT_RUN_TAG: self.parent, ROLE_TAG: NODE_ROLE, NODE_KEY_TAG: key, **tags}
+        if not found:
+            return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        run_id = found[0].info.run_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        return run_id
+
     def child(self, trial_id: str, config: dict[str, Any]) -> str:
-        """The trial's run: found by its Ray trial id, or created under the parent."""
+        """The trial's run: found by its Ray trial id, or created under the parent; a search
+        trial's run and its Optuna trial name each other (study and number as tags, the run id
+        as the study trial's user attribute)."""
         if trial_id in self._runs:
             return self._runs[trial_id]
         found = self._find(TRIAL_TAG, trial_id)
+        number = config.get("study_trial")
+        study = Arm.parse(config["arm"]).study_name(self.sweep)
         if found is None:
             train, phase = config["train"], config.get("phase", Phase.SEARCH)
             confirm = f" confirm seed {train['seed']}" if phase == Phase.CONFIRM else ""
             name = f"{train['optimizer']} {train['model']}{confirm} {trial_id.split('_')[-1]}"
             tags = {PARENT_RUN_TAG: self.parent, TRIAL_TAG: trial_id, ARM_TAG: config["arm"], PHASE_TAG: phase}
-            if config.get("study_trial") is not None:
-                tags[STUDY_TRIAL_TAG] = str(config["study_trial"])
+            if number is not None:
+                tags.update({STUDY_TAG: study, STUDY_TRIAL_TAG: str(number)})
             found = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         run_id = found.info.run_id
         if not found.data.params:  # new, or created by a request whose next one failed
@@ -165,8 +190,14 @@ class SweepTracker:
             self._logged[trial_id] = max((m.step for m in history), default=0)
             if set(WHERE_TAGS.values()) <= set(found.data.tags):
                 self._placed.add(trial_id)
+        if number is not None:  # once per trial and process; an Optuna error retries the event
+            self.links.link(study, int(number), run_id)
         self._runs[trial_id] = run_id
         return run_id
+
+    def note_checkpoint(self, trial_id: str, config: dict[str, Any], uri: str) -> None:
+        """The trial's latest checkpoint, as a tag on its run (Tune keeps the latest only)."""
+        self.client.set_tag(self.child(trial_id, config), CHECKPOINT_TAG, uri)
 
     def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> bool:
         """Log one epoch's curves in one request; False when that epoch is already there."""
@@ -209,9 +240,10 @@ class SweepTracker:
     def close_orphans(self) -> int:
         """At the end of a sweep, close child runs still RUNNING: trials the driver had started
         when it was killed and that its last saved state did not know (none ran again)."""
-        orphans = self.client.search_runs(
+        found = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self.parent}' and attributes.status = 'RUNNING'"
         )
+        orphans = [run for run in found if run.data.tags.get(ROLE_TAG) != NODE_ROLE]  # node runs end with their monitor
         for run in orphans:
             self.client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.LOST)
             self.client.set_terminated(run.info.run_id, "KILLED")
@@ -225,8 +257,18 @@ class SweepTracker:
         self.client.update_run(self.parent, status="RUNNING")
 
     def finish(self, best: dict[str, dict[str, Any]]) -> None:
-        """Record each arm's chosen setting (sweep/compare/choice.py) on the parent run, as tags
-        (charts of the parent's metrics would crowd out the trials' curves in the UI), and close it."""
+        """Record each arm's chosen setting (sweep/compare/choice.py) on the parent run and close
+        it: the setting in words as a best.* tag, its mean final val_acc and test_acc as metrics
+        (best_val_acc/MODEL/RULE, ...), which the runs table sorts and charts. A metric already
+        there with the same value is not logged again, so the event stays idempotent; a sweep
+        extended later adds a point with its new value."""
         tags = [RunTag(f"{BEST_TAG_PREFIX}{arm}", chosen_text(b)) for arm, b in best.items()]
-        self.client.log_batch(self.parent, tags=tags)
+        have, stamp = self.client.get_run(self.parent).data.metrics, int(time.time() * 1000)
+        metrics = [
+            Metric(prefix + arm, float(b[key]), stamp, 0)
+            for arm, b in best.items()
+            for key, prefix in BEST_METRICS.items()
+            if b.get(key) is not None and have.get(prefix + arm) != float(b[key])
+        ]
+        self.client.log_batch(self.parent, metrics=metrics, tags=tags)
         self.client.set_terminated(self.parent, "FINISHED")

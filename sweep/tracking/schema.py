@@ -17,12 +17,18 @@ ROLE_TAG, PARENT_ROLE = "sweep.role", "parent"  # the sweep's parent run carries
 TRIAL_TAG = "ray.trial_id"  # the Ray Tune trial a child run records, found again by it
 ARM_TAG = "sweep.arm"  # the arm's key, MODEL/RULE
 PHASE_TAG = "sweep.phase"  # Phase.SEARCH or Phase.CONFIRM
+STUDY_TAG = "sweep.study"  # the arm's Optuna study, <sweep>/<model>/<rule> (search trials)
 STUDY_TRIAL_TAG = "sweep.study_trial"  # the Optuna trial number, in its arm's study
+CHECKPOINT_TAG = "sweep.checkpoint"  # the trial's latest checkpoint: a path, or an s3:// URI
 OUTCOME_TAG = "sweep.outcome"  # one of Outcome, set when the run ends
 FAILURES_TAG = "sweep.failures"  # failures so far (each retry from a checkpoint follows one)
 ERROR_TAG = "sweep.error"  # the last line of the latest failure's traceback
 FAILURE_EVENT_TAG = "sweep.failure_event"  # journal number of the last failure on the run
 BEST_TAG_PREFIX = "best."  # best.MODEL/RULE on the parent: the arm's best search trial
+# node runs: one per Ray node under the parent, holding MLflow's system metrics (sweep/tuning/system_metrics.py)
+NODE_ROLE, NODE_TAG, NODE_IP_TAG, NODE_ID_TAG = "node", "node", "node_ip", "ray.node_id"
+CARD_TAG = "card"  # a node run's card (declared, or Ray's name for it), as trials' runs have it (WHERE_TAGS)
+NODE_KEY_TAG = "sweep.node"  # what finds a node's run again: "HOST IP", plus the Ray node id where several share those
 # MLflow 3's UI opens an experiment in its GenAI view unless it is marked as model training.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
@@ -32,8 +38,14 @@ ERRORS_FOLDER = "errors"  # errors/failure_N.txt: each failure's traceback
 REPORT_FOLDER = "report"  # the report's files, on the parent run
 
 # -- per-epoch metrics, logged with step=epoch ---------------------------------------------------
-CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s")
+# images_per_s and the epoch's peak memory (trainers/hardware.py) show what the hardware did, beside the curves
+CURVES = (
+    *("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"),
+    *("images_per_s", "peak_gpu_memory_mb", "peak_rss_mb"),
+)
 METRIC, MODE = "val_acc", "max"  # the objective: validation accuracy, never test accuracy
+# on the parent run, per arm key: its chosen setting's mean final accuracies, e.g. best_val_acc/small_cnn/sgd
+BEST_METRICS = {"val_acc": "best_val_acc/", "test_acc": "best_test_acc/"}
 
 
 class Phase:
@@ -64,9 +76,9 @@ class TrialPlace(TypedDict):
 
 # result key -> MLflow tag; hostname and node_ip are in every Ray Tune result already
 WHERE_TAGS = {
-    "hostname": "node",
-    "node_ip": "node_ip",
-    "ray_node_id": "ray.node_id",
+    "hostname": NODE_TAG,
+    "node_ip": NODE_IP_TAG,
+    "ray_node_id": NODE_ID_TAG,
     **{key: key for key in TrialPlace.__annotations__ if key != "ray_node_id"},
 }
 
@@ -87,6 +99,7 @@ class Event:
     EPOCH = "epoch"  # one epoch's result
     FAILURE = "failure"  # a trial raised (retried, or final)
     END = "end"  # a trial ended, with its Outcome
+    CHECKPOINT = "checkpoint"  # a trial saved a checkpoint: its URI on the run
     ORPHANS = "orphans"  # close runs a killed driver left open
     FINISH = "finish"  # the sweep's best trials on the parent, which is closed
     EXTEND = "extend"  # `sweep resume --set` raised the budget: the parent reopened with the new spec

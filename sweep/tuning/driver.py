@@ -39,6 +39,7 @@ from .live import LiveStatus
 from .progress import Progress
 from .scheduler import build_scheduler
 from .signals import StopNow, StopSignals
+from .system_metrics import node_monitors
 from .trainable import train_trial
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
@@ -220,7 +221,9 @@ def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every
     with StopSignals(spec.folder / STOP_FILE) as stops:
         try:
             with live:  # inside the signals' care: a second signal while it ends is still StopNow
-                outcome = conclude(spec, tracker, stops.fit(tuner))
+                with node_monitors(spec):  # each node's utilisation, for as long as the trials run
+                    results = stops.fit(tuner)
+                outcome = conclude(spec, tracker, results)
                 stopped = State.STOPPED if stops.received is not None else State.INTERRUPTED
                 live.state = stopped if outcome.interrupted else State.FINISHED
         except StopNow:  # what the trials reported is in the journal, fsync'd per event

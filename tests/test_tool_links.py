@@ -1,0 +1,157 @@
+"""After one tiny real sweep (local Ray, SQLite MLflow and Optuna): Optuna trials and MLflow runs
+name each other, runs name their checkpoints, the parent holds each arm's best accuracies as
+metrics, each Ray node has a run of MLflow's system metrics, the report adds Optuna's plots and
+`sweep ui --optuna` serves the studies (docs/architecture.md, Names a user sees)."""
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+import torch
+from mlflow.tracking import MlflowClient
+
+from helpers.fake_sweep import ray_sweep_spec
+from helpers.servers import free_port, wait_for_http
+from sweep.report.render import write_report
+from sweep.spec import Arm
+from sweep.tuning.driver import run_sweep
+
+pytestmark = pytest.mark.slow
+NAME = "linked"
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("links")
+    tracking = {
+        "mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db",
+        "optuna_storage": f"sqlite:///{tmp_path}/optuna.db",
+        "system_metrics_every_s": 1,  # a few samples even from a sweep this short
+    }
+    spec = ray_sweep_spec(
+        tmp_path,
+        NAME,
+        train={"epochs": 2, "batch_size": 64, "model_options": {"width": 4}},
+        search={
+            "method": "optuna",
+            "trials_per_arm": 2,
+            "space": {"lr": {"low": 0.01, "high": 0.5, "log": True}, "rho": {"low": 0.01, "high": 0.2, "log": True}},
+        },
+        tracking=tracking,
+    )
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False)
+    try:
+        outcome = run_sweep(spec)
+        logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+        log_text = "\n".join(path.read_text(errors="replace") for path in logs.glob("worker-*") if path.is_file())
+    finally:
+        ray.shutdown()
+    assert not outcome.interrupted and outcome.failed == 0
+    client = MlflowClient(spec.tracking.mlflow_uri)
+    found = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
+    return {"spec": spec, "outcome": outcome, "client": client, "runs": found, "worker_logs": log_text, "tmp": tmp_path}
+
+
+def by_role(swept, role):
+    return [run for run in swept["runs"] if run.data.tags.get("sweep.role") == role]
+
+
+def children(swept):
+    return [run for run in swept["runs"] if "ray.trial_id" in run.data.tags]
+
+
+def studies(spec):
+    storage = optuna.storages.RDBStorage(spec.tracking.optuna_storage)
+    return {arm.key: optuna.load_study(study_name=arm.study_name(NAME), storage=storage) for arm in spec.arms()}
+
+
+def test_study_trials_and_runs_name_each_other(swept):
+    client, linked = swept["client"], 0
+    for arm, study in studies(swept["spec"]).items():
+        for trial in study.trials:
+            run = client.get_run(trial.user_attrs["mlflow_run_id"])  # Optuna -> MLflow
+            tags = run.data.tags
+            assert tags["sweep.arm"] == arm and tags["ray.trial_id"] == trial.user_attrs["ray_trial_id"]
+            # MLflow -> Optuna: the study by name, the trial by number
+            assert tags["sweep.study"] == study.study_name == Arm.parse(arm).study_name(NAME)
+            assert int(tags["sweep.study_trial"]) == trial.number
+            linked += 1
+    searched = [run for run in children(swept) if run.data.tags["sweep.phase"] == "search"]
+    assert linked == len(searched) == 4
+
+
+def test_finished_runs_name_their_latest_checkpoint(swept):
+    for run in children(swept):
+        assert run.data.tags["sweep.outcome"] == "finished"
+        checkpoint = Path(run.data.tags["sweep.checkpoint"])
+        assert checkpoint.is_dir() and any(checkpoint.iterdir())
+        assert checkpoint.parent.name.endswith(run.data.tags["ray.trial_id"])  # the trial's own folder
+
+
+def test_the_parent_holds_each_arm_s_best_accuracies_as_metrics(swept):
+    (parent,) = by_role(swept, "parent")
+    best = swept["outcome"].best
+    assert set(best) == {"small_cnn/sgd", "small_cnn/sam_gns"}
+    for arm, chosen in best.items():
+        assert parent.data.metrics[f"best_val_acc/{arm}"] == pytest.approx(chosen["val_acc"])
+        assert parent.data.metrics[f"best_test_acc/{arm}"] == pytest.approx(chosen["test_acc"])
+
+
+def test_each_node_has_a_run_of_system_metrics_under_the_parent(swept):
+    (parent,) = by_role(swept, "parent")
+    (node,) = by_role(swept, "node")  # one local Ray node
+    assert node.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert node.data.tags["node_ip"] and node.data.tags["ray.node_id"] and node.info.status == "FINISHED"
+    assert node.data.tags["sweep.node"] == f"{node.data.tags['node']} {node.data.tags['node_ip']}"
+    assert (node.data.tags["card"] != "none") == torch.cuda.is_available()  # Ray's own name for a card
+    history = swept["client"].get_metric_history(node.info.run_id, "system/cpu_utilization_percentage")
+    assert len(history) >= 2 and all(0 <= m.value <= 100 * 64 for m in history)
+    assert node.data.metrics["system/system_memory_usage_megabytes"] > 0
+    assert swept["worker_logs"] and "database is locked" not in swept["worker_logs"]  # the monitor's writes beside the driver's
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA card")
+def test_a_node_with_a_card_logs_its_use_and_trials_their_gpu_peak(swept):
+    (node,) = by_role(swept, "node")
+    assert "system/gpu_0_utilization_percentage" in node.data.metrics
+    assert node.data.metrics["system/gpu_0_memory_usage_megabytes"] > 0
+    for run in children(swept):
+        history = swept["client"].get_metric_history(run.info.run_id, "peak_gpu_memory_mb")
+        assert sorted(m.step for m in history) == [1, 2] and all(m.value > 0 for m in history)
+
+
+def test_the_report_adds_optuna_s_plots_per_arm(swept):
+    spec, out = swept["spec"], swept["tmp"] / "report"
+    report = write_report(spec.tracking.mlflow_uri, NAME, out, spec.tracking.optuna_storage)
+    expected = {
+        "optuna_history_small_cnn_sgd.png",
+        "optuna_history_small_cnn_sam_gns.png",
+        "optuna_importance_small_cnn_sam_gns.png",
+    }
+    # sgd searched lr alone (it reads no rho): no importances to rank
+    assert {path.name for path in out.glob("optuna_*.png")} == expected
+    assert any("small_cnn/sgd: no parameter importances" in note for note in report.notes)
+    attached = {a.path for a in swept["client"].list_artifacts(report.parent_id, "report")}
+    assert {f"report/{name}" for name in expected} <= attached
+
+
+def test_sweep_ui_optuna_serves_the_sweep_s_studies_on_loopback(swept, tmp_path):
+    spec, port, log = swept["spec"], free_port(), tmp_path / "dashboard.log"
+    command = [sys.executable, "-m", "sweep.cli", "ui", NAME, "--optuna", "--storage", str(spec.checkpoints.path)]
+    with open(log, "w") as out:
+        server = subprocess.Popen([*command, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/api/studies", server, log)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as answer:
+            names = {study["study_name"] for study in json.load(answer)["study_summaries"]}
+        assert names == {f"{NAME}/small_cnn/sgd", f"{NAME}/small_cnn/sam_gns"}
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert "http://127.0.0.1:" in log.read_text()
