@@ -396,7 +396,9 @@ def status(url: str, host: str | None = None, user: str | None = None, password:
     if user:
         headers["Authorization"] = "Basic " + b64encode(f"{user}:{password}".encode()).decode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+        # generous: the server's first authenticated request (password hashing, a new database
+        # connection) took over 10 s on the 2-core machine under load
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as response:
             return response.status
     except urllib.error.HTTPError as err:
         return err.code

@@ -115,13 +115,16 @@ def test_an_ignored_signal_stays_ignored(handlers):
 
 
 def test_the_exit_status_and_the_hint_name_the_signal_and_the_folder(tmp_path, capsys):
-    stopped = {"name": "stop-me", "interrupted": True, "storage": tmp_path / "elsewhere"}
+    stopped = {"name": "stop-me", "interrupted": True, "storage": tmp_path / "elsewhere", "requested": False}
     for signum, status in EXIT_STATUS.items():
         assert _finish(SimpleNamespace(**stopped, at_once=False, signal=signum)) == status
         assert capsys.readouterr().out == f"Interrupted; finished trials are kept. {HINT} --storage {tmp_path / 'elsewhere'}\n"
     assert _finish(SimpleNamespace(**stopped, at_once=True, signal=signal.SIGTERM)) == 143
     out = capsys.readouterr().out
     assert f"{HINT} --storage {tmp_path / 'elsewhere'}" in out and "sweep sync stop-me --storage" in out
+    asked = {**stopped, "requested": True}  # `sweep stop`: SIGTERM's status, and said so
+    assert _finish(SimpleNamespace(**asked, at_once=False, signal=signal.SIGTERM)) == 143
+    assert capsys.readouterr().out.startswith("Stopped by `sweep stop`; finished trials are kept.")
 
 
 # -- the command, as a scheduler stops it -------------------------------------------------------

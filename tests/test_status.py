@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from helpers.fake_sweep import make_spec
+from sweep.compare.choice import Result
 from sweep.errors import UserError
 from sweep.spec import dump_spec
 from sweep.spec.extend import extended
@@ -19,17 +20,26 @@ from sweep.tracking.journal_files import JOURNAL
 from sweep.tracking.status import Board, State, duration, eta_seconds, read_state, status_lines, write_state
 
 
-def event(kind, trial, arm="small_cnn/sgd", phase="search", **result):
-    fields = {"kind": kind, "trial": trial, "config": {"arm": arm, "phase": phase}}
+def event(kind, trial, arm="small_cnn/sgd", phase="search", lr=0.1, outcome=None, **result):
+    fields = {"kind": kind, "trial": trial, "config": {"arm": arm, "phase": phase, "lr": lr}}
+    fields = {**fields, "outcome": outcome} if outcome else fields
     return {**fields, "result": result} if result else fields
 
 
-def epochs(trial, upto, start=1, t0=1000.0, arm="small_cnn/sgd", **extra):
-    return [event("epoch", trial, arm, epoch=e, timestamp=t0 + 10 * e, val_acc=50.0 + e, **extra) for e in range(start, upto + 1)]
+def epochs(trial, upto, start=1, t0=1000.0, arm="small_cnn/sgd", lr=0.1, phase="search", **extra):
+    return [
+        event("epoch", trial, arm, phase, lr, epoch=e, timestamp=t0 + 10 * e, val_acc=50.0 + e, **extra)
+        for e in range(start, upto + 1)
+    ]
+
+
+def result_of(config, last, outcome):
+    """The one choice's Result of a trial whose setting is its config's lr."""
+    return Result(Result.key({"lr": config["lr"]}), 0, outcome, last.get("val_acc"), last.get("val_loss"), 0)
 
 
 def board():
-    return Board({"small_cnn/sgd": 3, "small_cnn/sam": 2}, {"small_cnn/sgd": 5, "small_cnn/sam": 5})
+    return Board({"small_cnn/sgd": 3, "small_cnn/sam": 2}, {"small_cnn/sgd": 5, "small_cnn/sam": 5}, result_of)
 
 
 def test_eta_is_the_epochs_left_over_the_measured_epoch_rate():
@@ -41,14 +51,20 @@ def test_eta_is_the_epochs_left_over_the_measured_epoch_rate():
 
 def test_counts_and_planned_epochs_take_an_early_stopped_trial_at_its_epochs():
     b = board()
-    for e in [event("start", "a"), *epochs("a", 2), event("end", "a"), event("start", "b"), *epochs("b", 3)]:
+    for e in [
+        event("start", "a"),
+        *epochs("a", 2),
+        event("end", "a", outcome="stopped early"),
+        event("start", "b"),
+        *epochs("b", 3),
+    ]:
         b.feed(e)
     sgd = b.arms["small_cnn/sgd"]
     assert (sgd.running, sgd.done, sgd.budget) == (1, 1, 3)
     assert sgd.epochs_done == 5
     # a stopped after 2 epochs counts 2; b (running) and the trial not started yet count 5 each
     assert sgd.epochs_planned == 2 + 5 + 5
-    assert sgd.best == 53.0
+    assert sgd.best is None  # a trial stopped early says nothing of its setting; b has not ended
     # a resumed trial replays the epochs after its checkpoint: counted once
     for e in epochs("b", 4, start=2):
         b.feed(e)
@@ -96,8 +112,28 @@ def test_the_status_lines_name_every_field_per_arm():
     assert head.startswith("status demo: running, 1:01:0")  # an hour before, 65 s now
     assert "eta 0:03:40" in head  # 22 epochs left at 0.1 epoch/s
     assert head.endswith("1 running, 0/5 trials, 3/25 epochs")
-    assert sgd == "status   small_cnn/sgd: 1 running, 0/3 trials, 3/15 epochs, best val_acc 53.00"
-    assert sam == "status   small_cnn/sam: 0 running, 0/2 trials, 0/10 epochs, no val_acc yet"
+    assert sgd == "status   small_cnn/sgd: 1 running, 0/3 trials, 3/15 epochs, no setting chosen yet"
+    assert sam == "status   small_cnn/sam: 0 running, 0/2 trials, 0/10 epochs, no setting chosen yet"
+    b.feed(event("end", "a", outcome="finished"))
+    _, sgd, _ = status_lines("demo", b, running_state())
+    assert sgd == "status   small_cnn/sgd: 0 running, 1/3 trials, 3/13 epochs, best val_acc 53.00"  # it ended at 3 epochs
+
+
+def test_the_best_val_acc_is_the_one_choice_of_a_setting_over_ended_search_trials():
+    b = board()
+    trials = [
+        ("a", 0.1, 3, "finished"),  # final val_acc 53
+        ("b", 0.2, 5, "diverged"),  # 55 at its last epoch, but a diverged setting is never chosen
+        ("c", 0.3, 4, None),  # 54, still running: says nothing yet
+        ("d", 0.4, 4, "finished", "confirm"),  # a confirmation trial is not a search result
+    ]
+    for trial, lr, upto, outcome, *phase in trials:
+        phase = phase[0] if phase else "search"
+        for e in [event("start", trial, lr=lr, phase=phase), *epochs(trial, upto, lr=lr, phase=phase)]:
+            b.feed(e)
+        if outcome:
+            b.feed(event("end", trial, lr=lr, phase=phase, outcome=outcome))
+    assert b.arms["small_cnn/sgd"].best == 53.0
 
 
 def test_a_stopped_sweep_shows_no_running_trials_and_no_eta():

@@ -122,7 +122,7 @@ def test_the_run_prints_how_to_browse_and_status_lines_with_every_field(stopped)
     lines = re.findall(head, output, re.MULTILINE)
     assert len(lines) >= 2, output  # every second, while it ran
     assert all(int(running) <= 1 and int(epochs) <= int(planned) <= 4 * EPOCHS for _, running, _, epochs, planned in lines)
-    arm = r"^status   small_cnn/sgd: \d running, \d/2 trials, \d+/\d+ epochs, (best val_acc \d+\.\d\d|no val_acc yet)$"
+    arm = r"^status   small_cnn/sgd: \d running, \d/2 trials, \d+/\d+ epochs, (best val_acc \d+\.\d\d|no setting chosen yet)$"
     assert re.search(arm, output, re.MULTILINE), output
     assert re.search(r"eta \d+:\d\d:\d\d;", output)  # measured once epochs came
 

@@ -19,8 +19,12 @@ import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..tracking.schema import Outcome
+from ..tracking.schema import METRIC, Outcome
+
+if TYPE_CHECKING:
+    from ..spec import SweepSpec
 
 FINISHED, DIVERGED = Outcome.FINISHED, Outcome.DIVERGED  # the outcomes that say something of a setting
 
@@ -40,6 +44,21 @@ class Result:
     @staticmethod
     def key(values: dict[str, float]) -> tuple[tuple[str, float], ...]:
         return tuple(sorted((name, float(value)) for name, value in values.items()))
+
+
+def trial_result(spec: SweepSpec, config: dict, metrics: dict, status: str | None) -> Result:
+    """A search trial's end as the choice of a setting reads it, from its config (TrialConfig) and its
+    last result: Tune's in the driver, the journal's in `sweep status`."""
+    train = config["train"]
+    return Result(
+        setting=Result.key(spec.setting(train["optimizer"], train)),
+        seed=train["seed"],
+        outcome=status,
+        val_acc=metrics.get(METRIC),
+        val_loss=metrics.get("val_loss"),
+        order=config.get("study_trial") or 0,
+        test_acc=metrics.get("test_acc"),
+    )
 
 
 @dataclass(frozen=True)

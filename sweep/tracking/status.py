@@ -1,5 +1,6 @@
 """A sweep's status from its own folder: per arm, trials running / done / budget, epochs done of
-the planned total and the best val_acc so far; the sweep's state, elapsed time and ETA. The same
+the planned total and the val_acc of the setting chosen so far (sweep/compare/choice.py, as the
+progress lines and the report choose); the sweep's state, elapsed time and ETA. The same
 lines are the driver's live status (sweep/tuning/live.py) and `sweep status NAME`.
 
 The numbers come from the journal (journal_files.JOURNAL: every trial's start, epochs and end,
@@ -17,10 +18,12 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..compare.choice import Result, choose, trial_result
 from ..defaults import SPEC_FILE, STATE_FILE, STOP_FILE
 from ..errors import UserError
 from ..spec import SweepSpec
@@ -49,7 +52,16 @@ class ArmStatus:
     ended: set[str] = field(default_factory=set)
     confirming: set[str] = field(default_factory=set)  # its confirmation trials
     trained: dict[str, int] = field(default_factory=dict)  # trial -> epochs done
-    best: float | None = None  # the highest val_acc any epoch of the arm reported
+    last: dict[str, dict] = field(default_factory=dict)  # running search trial -> its last result
+    results: dict[str, Result] = field(default_factory=dict)  # ended search trial -> its end, as the choice reads it
+
+    @property
+    def best(self) -> float | None:
+        """The val_acc of the setting chosen so far from the ended search trials, by the one choice
+        of sweep/compare/choice.py (the progress lines and the report choose the same); None
+        before one has finished, or without a validation split."""
+        choice = choose(self.results.values())
+        return choice.val_acc if choice is not None else None
 
     @property
     def running(self) -> int:
@@ -73,14 +85,21 @@ class ArmStatus:
 class Board:
     """Per-arm counts fed with journal events; `read` takes the journal's new whole lines."""
 
-    def __init__(self, budgets: dict[str, int], epochs: dict[str, int]):
+    def __init__(
+        self, budgets: dict[str, int], epochs: dict[str, int], result_of: Callable[[dict, dict, str], Result] | None = None
+    ):
         self.arms = {arm: ArmStatus(budgets[arm], epochs[arm]) for arm in budgets}
+        self.result_of = result_of  # (config, last result, outcome) -> Result; None: no choice made
         self.stamps: deque[float] = deque()  # Tune's timestamps of new epochs, within WINDOW_S of the newest
         self._offset, self._newest = 0, 0.0
 
     @classmethod
     def of(cls, spec: SweepSpec) -> Board:
-        return cls(planned_trials(spec), epochs_per_trial(spec))
+        return cls(
+            planned_trials(spec),
+            epochs_per_trial(spec),
+            lambda config, result, outcome: trial_result(spec, config, result, outcome),
+        )
 
     def feed(self, event: dict[str, Any]) -> None:
         config, trial = event.get("config") or {}, event.get("trial")
@@ -88,18 +107,22 @@ class Board:
         if arm is None or trial is None:
             return
         arm.started.add(trial)
-        if config.get("phase") == Phase.CONFIRM:
+        search = config.get("phase", Phase.SEARCH) == Phase.SEARCH
+        if not search:
             arm.confirming.add(trial)
         if event["kind"] == Event.END:
             arm.ended.add(trial)
+            last = arm.last.pop(trial, {})
+            if search and self.result_of is not None:
+                arm.results[trial] = self.result_of(config, last, event.get("outcome"))
         elif event["kind"] == Event.EPOCH:
             result = event.get("result") or {}
             epoch = int(result.get("epoch", 0))
             if epoch > arm.trained.get(trial, 0):  # a resumed trial replays epochs after its checkpoint
                 arm.trained[trial] = epoch
                 self._stamp(float(result.get("timestamp", time.time())))
-            if result.get(METRIC) is not None:
-                arm.best = max(arm.best if arm.best is not None else -1.0, float(result[METRIC]))
+            if search:
+                arm.last[trial] = {key: result.get(key) for key in (METRIC, "val_loss", "test_acc")}
 
     def _stamp(self, stamp: float) -> None:
         self.stamps.append(stamp)
@@ -268,7 +291,7 @@ def status_lines(name: str, board: Board, state: dict[str, Any] | None, now: flo
         f"{running}{total['done']}/{total['budget']} trials, {total['epochs_done']}/{total['epochs_planned']} epochs"
     ]
     for key, arm in board.arms.items():
-        best = f"best {METRIC} {arm.best:.2f}" if arm.best is not None else f"no {METRIC} yet"
+        best = f"best {METRIC} {arm.best:.2f}" if arm.best is not None else "no setting chosen yet"
         running = f"{arm.running} running, " if live else ""
         lines.append(
             f"status   {key}: {running}{arm.done}/{arm.budget} trials, {arm.epochs_done}/{arm.epochs_planned} epochs, {best}"

@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 
 from ray import tune
 
-from ..compare.choice import Result, choose
+from ..compare.choice import Result, choose, trial_result
 from ..compare.seeds import Ended, wanted
 from ..search.searcher import ArmSearcher
 from ..spec import SweepSpec
 from ..tracking.journal import close_journal, open_journal
 from ..tracking.runs import SweepTracker
 from ..tracking.schema import Event, Outcome, Phase
-from .progress import trial_result
 
 if TYPE_CHECKING:  # the driver never imports the report (docs/architecture.md)
     from ..report.data import SweepReport

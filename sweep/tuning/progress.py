@@ -8,7 +8,7 @@ from typing import TextIO
 
 from ray.tune import Callback
 
-from ..compare.choice import Result, choose
+from ..compare.choice import Result, choose, trial_result
 from ..defaults import SPEC_FILE
 from ..spec import SweepSpec, searched
 from ..spec.budget import planned_trials
@@ -19,20 +19,6 @@ from ..tracking.status import saved_spec
 def settings(train: dict) -> str:
     """The searched settings worth printing: lr, and rho/eta where the rule reads them."""
     return ", ".join(f"{key} {value:.3g}" for key, value in searched(train).items())
-
-
-def trial_result(spec: SweepSpec, config: dict, metrics: dict, status: str | None) -> Result:
-    """A search trial's end as the choice of a setting reads it, from Tune's config and last result."""
-    train = config["train"]
-    return Result(
-        setting=Result.key(spec.setting(train["optimizer"], train)),
-        seed=train["seed"],
-        outcome=status,
-        val_acc=metrics.get(METRIC),
-        val_loss=metrics.get("val_loss"),
-        order=config.get("study_trial") or 0,
-        test_acc=metrics.get("test_acc"),
-    )
 
 
 class Progress(Callback):
