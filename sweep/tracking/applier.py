@@ -2,8 +2,8 @@
 
 The applier reads what the journal holds past its applied offset (up to ROUND events) and applies
 it in groups. Events of trials are partitioned by trial: each trial's events stay in order, in one
-thread, its consecutive `epoch` events sent as one `log_batch` (SweepTracker.log_epochs), while
-up to `workers` trials are applied side by side. Events of no trial (`sweep`, `orphans`, `finish`,
+thread, its consecutive `epoch` (and `checkpoint`) events sent as one `log_batch`
+(SweepTracker.log_epochs), while up to `workers` trials are applied side by side. Events of no trial (`sweep`, `orphans`, `finish`,
 `extend`) are barriers: applied alone, after everything before them and before anything after.
 So the further the journal is behind, the more epochs each request carries.
 
@@ -42,6 +42,9 @@ ROUND = 5000  # events read per round at most: the batch a backlog is applied in
 REFUSE_AFTER = 3
 PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE", "BAD_REQUEST"}
 RETRY_S = (0.5, 5.0)  # wait after a failed attempt: the first, doubling up to the cap
+# A trial's consecutive epochs and checkpoints go out together: the curves, and the latest
+# checkpoint as its run's tag (only the latest is kept, by Tune and on the run).
+BATCHED = {Event.EPOCH, Event.CHECKPOINT}
 
 
 def workers_for(uri: str) -> int:
@@ -165,8 +168,8 @@ class Applier:
         lane.error = None
         while not lane.done and not self.journal._stop:
             n = 1
-            if lane.items[lane.pos].event["kind"] == Event.EPOCH and not lane.solo:  # the trial's next epochs: one request
-                while lane.pos + n < len(lane.items) and lane.items[lane.pos + n].event["kind"] == Event.EPOCH:
+            if lane.items[lane.pos].event["kind"] in BATCHED and not lane.solo:  # the trial's next epochs: one request
+                while lane.pos + n < len(lane.items) and lane.items[lane.pos + n].event["kind"] in BATCHED:
                     n += 1
             batch = lane.items[lane.pos : lane.pos + n]
             try:
@@ -178,8 +181,10 @@ class Applier:
 
     def _apply(self, batch: list[Item]) -> None:
         event = batch[0].event
-        if event["kind"] == Event.EPOCH:
-            self.tracker.log_epochs(event["trial"], event["config"], [item.event["result"] for item in batch])
+        if event["kind"] in BATCHED:  # the curves, and the latest checkpoint: the run's state after them all
+            results = [item.event["result"] for item in batch if item.event["kind"] == Event.EPOCH]
+            uri = next((item.event["uri"] for item in reversed(batch) if item.event["kind"] == Event.CHECKPOINT), "")
+            self.tracker.log_epochs(event["trial"], event["config"], results, checkpoint=uri)
             return
         apply = _APPLY.get(event["kind"])
         if apply is None:  # written by a newer version of this module
@@ -218,7 +223,6 @@ _APPLY: dict[str, Callable[[Any, dict[str, Any]], None]] = {
         event["trial"], event["config"], event["error"], final=event["final"], event=event["seq"]
     ),
     Event.END: lambda journal, event: journal.tracker.end_trial(event["trial"], event["config"], event["outcome"]),
-    Event.CHECKPOINT: lambda journal, event: journal.tracker.note_checkpoint(event["trial"], event["config"], event["uri"]),
     Event.ORPHANS: _close_orphans,
     Event.FINISH: lambda journal, event: journal.tracker.finish(event["best"]),
     Event.EXTEND: lambda journal, event: journal.tracker.reopen(event["spec"]),

@@ -205,35 +205,35 @@ class SweepTracker:
         self._runs[trial_id] = run_id
         return run_id
 
-    def note_checkpoint(self, trial_id: str, config: dict[str, Any], uri: str) -> None:
-        """The trial's latest checkpoint, as a tag on its run (Tune keeps the latest only)."""
-        self.client.set_tag(self.child(trial_id, config), CHECKPOINT_TAG, uri)
-
     def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> bool:
         """Log one epoch's curves in one request; False when that epoch is already there."""
         return self.log_epochs(trial_id, config, [result]) > 0
 
-    def log_epochs(self, trial_id: str, config: dict[str, Any], results: list[dict[str, Any]]) -> int:
+    def log_epochs(self, trial_id: str, config: dict[str, Any], results: list[dict[str, Any]], checkpoint: str = "") -> int:
         """Log consecutive epochs of a trial in as few requests as MLflow takes (1,000 metrics
-        each); epochs already there are skipped. The number of epochs logged."""
+        each), and its latest `checkpoint` as a tag with the last (Tune keeps the latest only);
+        epochs already there are skipped. The number of epochs logged."""
         run_id, last = self.child(trial_id, config), self._logged[trial_id]
         # where the trial ran, once: with its first epoch, or later if that request was cut off
         # after MLflow's log_batch had stored the metrics (it commits them before the tags)
-        tags = [] if trial_id in self._placed else [RunTag(k, str(results[0].get(key, ""))) for key, k in WHERE_TAGS.items()]
+        where = [RunTag(k, str(results[0].get(key, ""))) for key, k in WHERE_TAGS.items()] if results else []
+        placed = [] if trial_id in self._placed else where
+        latest = [RunTag(CHECKPOINT_TAG, checkpoint)] if checkpoint else []
         new = []
         for result in results:  # a replay in order: only epochs after the last one logged
             if int(result["epoch"]) > last:
                 new.append(result)
                 last = int(result["epoch"])
-        if not new and tags:
-            self.client.log_batch(run_id, tags=tags)
-            self._placed.add(trial_id)
+        if not new and placed + latest:
+            self.client.log_batch(run_id, tags=placed + latest)
+            self._placed.update([trial_id] if placed else [])
         batch: list[Metric] = []
         for i, result in enumerate(new):
             batch += curve_points(result)
-            if i + 1 == len(new) or len(batch) + len(CURVES) + len(tags) > MAX_ENTITIES_PER_BATCH:
-                self.client.log_batch(run_id, metrics=batch, tags=tags)
-                self._logged[trial_id], batch, tags = int(result["epoch"]), [], []
+            final = i + 1 == len(new)
+            if final or len(batch) + len(CURVES) + len(placed) + len(latest) > MAX_ENTITIES_PER_BATCH:
+                self.client.log_batch(run_id, metrics=batch, tags=placed + (latest if final else []))
+                self._logged[trial_id], batch, placed = int(result["epoch"]), [], []
                 self._placed.add(trial_id)
         return len(new)
 
