@@ -2,7 +2,8 @@
 side, each a start, its epochs, a checkpoint every 2 epochs and an end; Tune-like results and full
 TrainConfigs), applied by the real Journal and SweepTracker into SQLite and into a real
 `mlflow server` on PostgreSQL, by the journal as it is (WORKERS threads for a server, many epochs
-per request) and as it was (one thread, one event per request: `applier.ROUND = 1`).
+per request) and as it was (one thread, one event per request: `applier.ROUND = 1`), and on
+SQLite with 8 threads forced (the journal uses one there: docs/platform.md).
 
 Two figures per store and applier:
 - capacity: trial-epochs per second tracked while applying a backlog (the journal far behind);
@@ -17,6 +18,7 @@ callback does, costs the figure printed as "append", which bounds the callback's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -128,9 +130,9 @@ def make_spec(root: Path, name: str, uri: str):
     )
 
 
-def capacity(spec, events: int, slots: int, epochs: int, cap_s: float) -> float:
+def capacity(spec, events: int, slots: int, epochs: int, cap_s: float, workers: int) -> float:
     """Trial-epochs per second while the journal applies a backlog of `events` events."""
-    journal = Journal(spec.checkpoints.path / spec.name, SweepTracker(spec))
+    journal = Journal(spec.checkpoints.path / spec.name, SweepTracker(spec), workers)
     stream, kinds = trial_events(slots, epochs), []
     for _ in range(0, events, 500):
         tick = [next(stream) for _ in range(500)]
@@ -149,10 +151,10 @@ def _wait_until(journal: Journal, total: int, deadline: float) -> None:
         time.sleep(0.05)
 
 
-def lag(spec, rate: float, seconds: float, slots: int, epochs: int) -> tuple[float, float, float]:
+def lag(spec, rate: float, seconds: float, slots: int, epochs: int, workers: int) -> tuple[float, float, float]:
     """(max lag s, trial-epochs/s end to end, lag left when the arrival stopped) at `rate`; the
     journal gets as long again as the arrival took to catch up (an applier that cannot is cut)."""
-    journal = Journal(spec.checkpoints.path / spec.name, SweepTracker(spec)).start()
+    journal = Journal(spec.checkpoints.path / spec.name, SweepTracker(spec), workers).start()
     stream, stamps, epochs_at = trial_events(slots, epochs), [], []
     worst, stop = [0.0], threading.Event()
 
@@ -206,47 +208,54 @@ def main(quick: bool = False) -> list[list[object]]:
     backlog_events, cap_s = (1500, 20.0) if quick else (12000, 60.0)
     slots, epochs = (40, 10) if quick else (200, 20)
     root = Path(tempfile.mkdtemp(prefix="scale_tracking_"))
-    admin = psycopg.connect(**PG, dbname="postgres", autocommit=True)
-    rows, rounds = [], applier.ROUND
-    print(f"# append: {append_cost(root):.2f} ms per event (line + fsync, as the Tune callback writes it)")
-    try:
-        for store in ("sqlite", "postgresql"):
-            for name, round_size in (("before: 1 thread, 1 event/request", 1), ("after", rounds)):
-                applier.ROUND = round_size
-                workers = 1 if round_size == 1 or store == "sqlite" else applier.WORKERS
-                saved, applier.WORKERS = applier.WORKERS, workers
-                figures = []
+    rounds, before, after = applier.ROUND, "before: 1 event/request", "after: batched"
+    # (store, applier, events per round, threads): `before` is the journal as it was
+    runs = [("sqlite", before, 1, 1), ("sqlite", after, rounds, 1), ("sqlite", after, rounds, 8)]
+    runs += [("postgresql", before, 1, 1), ("postgresql", after, rounds, applier.WORKERS)]
+    rows = []
+    print(f"# append: {append_cost(root):.2f} ms per event (line + fsync, as the Tune callback writes it)", flush=True)
+    with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin:
+        for store, name, round_size, workers in runs:
+            applier.ROUND, figures = round_size, []
+            try:
                 for what in ("capacity", "lag"):
-                    tag = f"{store[:2]}{round_size}{what}{secrets.token_hex(3)}"
-                    folder = root / tag
-                    folder.mkdir()
-                    server = None
-                    if store == "sqlite":
-                        uri = f"sqlite:///{folder}/mlflow.db"
-                    else:
-                        admin.execute(f"CREATE DATABASE bench_{tag}")
-                        server = MlflowServer(folder, backend=f"postgresql://postgres@127.0.0.1:5432/bench_{tag}").start()
-                        uri = server.uri
-                    try:
-                        spec = make_spec(folder, "scale", uri)
-                        SweepTracker(spec).parent  # the store and parent exist before the sweep's first trial
+                    with tracking_store(admin, root, store) as spec:
                         if what == "capacity":
-                            figures.append(capacity(spec, backlog_events, slots, epochs, cap_s))
+                            figures.append(capacity(spec, backlog_events, slots, epochs, cap_s, workers))
                         else:
-                            figures.extend(lag(spec, rate, seconds, slots, epochs))
-                    finally:
-                        if server is not None:
-                            server.stop(signal.SIGTERM)
-                            admin.execute(f"DROP DATABASE IF EXISTS bench_{tag} WITH (FORCE)")
-                applier.WORKERS, applier.ROUND = saved, rounds
-                rows.append([store, name, workers, figures[0], figures[2], figures[1], figures[3]])
-                print(f"# {store}, {name}: done", flush=True)
-    finally:
-        admin.close()
+                            figures.extend(lag(spec, rate, seconds, slots, epochs, workers))
+            finally:
+                applier.ROUND = rounds
+            rows.append([store, name, workers, figures[0], figures[2], figures[1], figures[3]])
+            print(f"# {store}, {name}, {workers} threads: done", flush=True)
     print(f"# {slots} trials side by side, {epochs} epochs each; arrival {rate:.0f} trial-epochs/s for {seconds:.0f} s")
     header = ["store", "applier", "threads", "capacity ep/s", f"ep/s at {rate:.0f}/s", "max lag s", "lag at end s"]
     print(table(header, rows))
     return rows
+
+
+@contextlib.contextmanager
+def tracking_store(admin, root: Path, store: str):
+    """A new sweep's spec on a new SQLite file, or on a new `mlflow server` with a new PostgreSQL
+    database (dropped after), its store and parent run made as the sweep's setup makes them."""
+    tag = f"{store[:2]}{secrets.token_hex(4)}"
+    folder = root / tag
+    folder.mkdir()
+    server = None
+    if store == "sqlite":
+        uri = f"sqlite:///{folder}/mlflow.db"
+    else:
+        admin.execute(f"CREATE DATABASE bench_{tag}")
+        server = MlflowServer(folder, backend=f"postgresql://postgres@127.0.0.1:5432/bench_{tag}").start()
+        uri = server.uri
+    try:
+        spec = make_spec(folder, "scale", uri)
+        assert SweepTracker(spec).parent  # the sweep event, before any trial
+        yield spec
+    finally:
+        if server is not None:
+            server.stop(signal.SIGTERM)
+            admin.execute(f"DROP DATABASE IF EXISTS bench_{tag} WITH (FORCE)")
 
 
 if __name__ == "__main__":
