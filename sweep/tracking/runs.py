@@ -116,10 +116,11 @@ class SweepTracker:
         self._runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
         self._logged: dict[str, int] = {}  # Ray trial id -> last epoch in MLflow
         self._placed: set[str] = set()  # Ray trial ids whose run holds the where-tags
+        self._open: dict[str, bool] = {}  # Ray trial id -> its run RUNNING, as found or created
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks; clients reconnect
         state = dict(self.__dict__)
-        state.update(_client=None, _experiment_id=None, _parent=None, _runs={}, _logged={}, _placed=set())
+        state.update(_client=None, _experiment_id=None, _parent=None, _runs={}, _logged={}, _placed=set(), _open={})
         return state
 
     @property
@@ -202,7 +203,7 @@ class SweepTracker:
                 self._placed.add(trial_id)
         if number is not None:  # once per trial and process; an Optuna error retries the event
             self.links.link(study, int(number), run_id)
-        self._runs[trial_id] = run_id
+        self._runs[trial_id], self._open[trial_id] = run_id, found.info.status == "RUNNING"
         return run_id
 
     def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> bool:
@@ -254,10 +255,11 @@ class SweepTracker:
 
     def end_trial(self, trial_id: str, config: dict[str, Any], outcome: str) -> None:
         run_id = self.child(trial_id, config)
-        if self.client.get_run(run_id).info.status != "RUNNING":
+        if not self._open[trial_id]:  # as found or created, and closed by this tracker since
             return  # already closed: a trial restored as unfinished after a killed driver ends again
         self.client.set_tag(run_id, OUTCOME_TAG, outcome)
         self.client.set_terminated(run_id, "FAILED" if outcome == Outcome.FAILED else "FINISHED")
+        self._open[trial_id] = False
 
     def close_orphans(self) -> int:
         """At the end of a sweep, close child runs still RUNNING: trials the driver had started
@@ -269,6 +271,7 @@ class SweepTracker:
         for run in orphans:
             self.client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.LOST)
             self.client.set_terminated(run.info.run_id, "KILLED")
+        self._open = dict.fromkeys(self._open, False)  # every trial's run is closed now
         return len(orphans)
 
     def reopen(self, spec_yaml: str) -> None:
