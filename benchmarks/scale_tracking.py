@@ -28,6 +28,7 @@ import threading
 import time
 from pathlib import Path
 
+import optuna
 import psycopg
 
 from sweep.spec import validate_spec
@@ -41,6 +42,7 @@ from trainers.config import TrainConfig
 from ._timing import table
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+SERVER_WORKERS = 4  # `mlflow server`'s default, as docker/compose.yaml runs it (the last --workers wins)
 
 
 def trial_events(slots: int, epochs: int):
@@ -228,7 +230,9 @@ def main(quick: bool = False) -> list[list[object]]:
                 applier.ROUND = rounds
             rows.append([store, name, workers, figures[0], figures[2], figures[1], figures[3]])
             print(f"# {store}, {name}, {workers} threads: done", flush=True)
-    print(f"# {slots} trials side by side, {epochs} epochs each; arrival {rate:.0f} trial-epochs/s for {seconds:.0f} s")
+    print(
+        f"# {slots} trials side by side, {epochs} epochs each; arrival {rate:.0f} trial-epochs/s for {seconds:.0f} s; server: {SERVER_WORKERS} workers"
+    )
     header = ["store", "applier", "threads", "capacity ep/s", f"ep/s at {rate:.0f}/s", "max lag s", "lag at end s"]
     print(table(header, rows))
     return rows
@@ -246,10 +250,12 @@ def tracking_store(admin, root: Path, store: str):
         uri = f"sqlite:///{folder}/mlflow.db"
     else:
         admin.execute(f"CREATE DATABASE bench_{tag}")
-        server = MlflowServer(folder, backend=f"postgresql://postgres@127.0.0.1:5432/bench_{tag}").start()
+        backend = f"postgresql://postgres@127.0.0.1:5432/bench_{tag}"
+        server = MlflowServer(folder, backend=backend, args=("--workers", str(SERVER_WORKERS))).start()
         uri = server.uri
     try:
         spec = make_spec(folder, "scale", uri)
+        optuna.storages.RDBStorage(spec.tracking.optuna_storage)  # the searcher's, made before any trial
         assert SweepTracker(spec).parent  # the sweep event, before any trial
         yield spec
     finally:

@@ -45,6 +45,9 @@ SYNC_WAIT_S = 10.0  # `sweep sync` gives a still-unreachable server this long be
 # whose answer was lost, which can double a batch) give way to this module's retry, which rereads
 # the run from the server before sending again.
 SHORT_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# set_terminated on a server reads the whole run back to print its URL: a request per trial, and
+# a line per trial on the sweep's terminal (docs/platform.md)
+SHORT_HTTP["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 class Journal:
