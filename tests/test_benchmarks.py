@@ -40,3 +40,25 @@ def test_cli_start_benchmark_runs_each_command_in_quick_mode():
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
     assert [row[0].strip() for row in rows] == list(COMMANDS)
     assert all(float(wall) > 0 and float(mib) > 0 for _, wall, _, mib in rows)
+
+
+@pytest.mark.slow
+def test_scale_tracking_benchmark_reports_each_store_and_applier_in_quick_mode():
+    # SQLite and an `mlflow server` on PostgreSQL (127.0.0.1:5432), the journal as it is and as it was
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_tracking", "--quick"], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("store"))
+    rows = [line.split() for line in lines[header + 2 :]]
+    assert [(row[0], row[-6]) for row in rows] == [
+        ("sqlite", "event/request"),
+        ("sqlite", "batched"),
+        ("sqlite", "batched"),
+        ("postgresql", "event/request"),
+        ("postgresql", "batched"),
+    ]
+    for row in rows:  # capacity, end-to-end rate, max lag, lag at the end: numbers, rates above 0
+        capacity, rate, worst, left = map(float, row[-4:])
+        assert capacity > 0 and rate > 0 and worst >= 0 and left >= 0

@@ -23,6 +23,7 @@ from helpers.servers import MlflowServer, free_port
 from sweep.cli import main
 from sweep.defaults import SPEC_FILE
 from sweep.spec import Arm, dump_spec, validate_spec
+from sweep.tracking import applier as applier_mod
 from sweep.tracking import journal as journal_mod
 from sweep.tracking.journal import JOURNAL, OFFSET, REFUSED, Journal, backlog
 from sweep.tracking.runs import CURVES, SweepTracker
@@ -179,7 +180,7 @@ def test_a_request_whose_answer_is_lost_is_sent_again_without_doubling(tmp_path,
             raise ConnectionError("answer lost")
 
     monkeypatch.setattr(MlflowClient, "log_batch", lossy)
-    monkeypatch.setattr(journal_mod, "RETRY_S", (0.01, 0.01))
+    monkeypatch.setattr(applier_mod, "RETRY_S", (0.01, 0.01))
     write_events(Journal(spec.checkpoints.path / spec.name, SweepTracker(spec)))
     assert apply(spec)
     monkeypatch.setattr(MlflowClient, "log_batch", real)
@@ -405,7 +406,9 @@ def test_a_server_that_never_returns_leaves_a_journal_that_sweep_sync_replays(tm
     out = capsys.readouterr().out
     folder = spec.checkpoints.path / spec.name
     left = backlog(folder)
-    assert left.epochs >= 2 * epochs - 2  # at most the first epoch of each trial got there
+    # killed right after the first epoch reached it: most are left (a batch of the journal, which
+    # carries every epoch of a trial it has, may have taken a few more with the first)
+    assert left.epochs >= epochs
     assert outcome.unsynced in out
     assert (
         f"{left.events} tracking events ({left.epochs} epochs of 2 trials) are not in MLflow at {server.uri}" in outcome.unsynced

@@ -9,6 +9,8 @@ and the report import it without Ray.
 
 from __future__ import annotations
 
+import threading
+
 import optuna
 
 # user attributes of a study trial: where it ran, and its end as the choice of a setting reads it
@@ -30,6 +32,8 @@ class StudyLinks:
     """Writes each search trial's MLflow run id into its study trial, opening the sweep's Optuna
     storage once, on the first link. Idempotent: a second link of the same run writes the same."""
 
+    _opening = threading.Lock()  # the journal's threads link side by side (sweep/tracking/applier.py)
+
     def __init__(self, storage: str):
         self.url = storage
         self._storage: _LinkStorage | None = None
@@ -40,8 +44,9 @@ class StudyLinks:
     def link(self, study: str, number: int, run_id: str) -> bool:
         """Set RUN_ID_ATTR of trial `number` of `study`; False when the storage holds no such
         study or trial (runs logged without a study, as the report's tests do)."""
-        if self._storage is None:
-            self._storage = _LinkStorage(self.url)
+        with self._opening:
+            if self._storage is None:
+                self._storage = _LinkStorage(self.url)
         try:
             study_id = self._storage.get_study_id_from_name(study)
             trial_id = self._storage.get_trial_id_from_study_id_trial_number(study_id, number)

@@ -3,10 +3,11 @@
 The Tune callback (sweep/tracking/callback.py) appends one JSON line per tracking event to
 `mlflow_journal.jsonl` in the sweep's checkpoint folder, flushed and fsync'd before the callback
 returns, so nothing a trial reported is lost if MLflow is down or the driver dies. A thread in
-the driver applies the events in order through `SweepTracker`, whose methods are idempotent;
-`mlflow_journal.offset` records how far it got, so `sweep resume` or `sweep sync` continue from
-there. While MLflow is unreachable the thread retries the same event (short HTTP attempts, a
-capped backoff between them) and Tune's loop never waits for the server.
+the driver applies the events through `SweepTracker`, whose methods are idempotent, each trial's
+in order, several trials side by side and many epochs per request while it is behind
+(sweep/tracking/applier.py); `mlflow_journal.offset` records the prefix applied, so `sweep resume`
+or `sweep sync` continue from there. While MLflow is unreachable the thread retries the events
+that failed (short HTTP attempts, a capped backoff between them) and Tune's loop never waits.
 """
 
 from __future__ import annotations
@@ -16,18 +17,17 @@ import json
 import os
 import threading
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import defaults
 from ..redact import redact
+from .applier import RETRY_S, Applier, _first_line, workers_for
 from .journal_files import (
     JOURNAL,
     LOCK,
     OFFSET,
-    REFUSED,
+    REFUSED,  # noqa: F401 (where refused events are kept, beside the journal)
     Backlog,
     backlog,
     open_for_append,
@@ -35,30 +35,27 @@ from .journal_files import (
     whole_lines,
     write_offset,
 )
-from .schema import Event
 
-# An event MLflow refuses as invalid (a run deleted in the UI mid-sweep, a value over its limits)
-# would be refused forever and hold back every event after it: after this many refusals in a row
-# it is set aside in REFUSED, said on the terminal, and the journal goes on.
-REFUSE_AFTER = 3
-PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE", "BAD_REQUEST"}
 # The end of a sweep waits for the journal to reach MLflow while events keep going in, and gives up
 # after this long without one: a server back within a minute still gets everything before the
 # command returns; one that stays down costs the user a minute, then `sweep sync` replays the rest.
 DRAIN_S = 60.0
 SYNC_WAIT_S = 10.0  # `sweep sync` gives a still-unreachable server this long before it gives up
-RETRY_S = (0.5, 5.0)  # wait after a failed attempt: the first, doubling up to the cap
 # One HTTP attempt per call: MLflow's own retries (minutes of backoff, and urllib3 resends a POST
 # whose answer was lost, which can double a batch) give way to this module's retry, which rereads
 # the run from the server before sending again.
 SHORT_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# set_terminated on a server reads the whole run back to print its URL: a request per trial, and
+# a line per trial on the sweep's terminal (docs/platform.md)
+SHORT_HTTP["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 class Journal:
     """One sweep's journal: appended to by the Tune callback, applied by a background thread."""
 
-    def __init__(self, folder: Path, tracker):
+    def __init__(self, folder: Path, tracker, workers: int | None = None):
         self.folder, self.tracker = Path(folder), tracker
+        self.workers = workers or workers_for(tracker.uri)
         self.path, self.offset_path = self.folder / JOURNAL, self.folder / OFFSET
         self.folder.mkdir(parents=True, exist_ok=True)
         self._writer = None  # opened by the first append: `sweep sync` only reads
@@ -108,7 +105,7 @@ class Journal:
                 try:
                     self.path.touch()  # the writer creates it at its first event, maybe after this
                     with open(self.path, "rb") as reader:
-                        return self._apply_all(reader)
+                        return Applier(self, self.workers).run(reader)
                 except OSError as err:  # the journal's disk, not MLflow: keep trying all the same
                     self.last_error = _first_line(err)
                     if self._wait(RETRY_S[1]):
@@ -130,60 +127,14 @@ class Journal:
             self._cond.wait_for(lambda: self._stop, timeout=seconds)
             return self._stop
 
-    def _apply_all(self, reader) -> None:
-        delay, refusals = RETRY_S[0], 0
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._stop or self._applied < self._end)
-                if self._stop:
-                    return
-                start = self._applied
-            reader.seek(start)
-            line = reader.readline()
-            if not line.endswith(b"\n"):  # only a whole line is an event
-                self._wait(0.05)
-                continue
-            try:
-                self._apply(json.loads(line))
-            except Exception as err:  # noqa: BLE001 (any failure: keep the event, retry it)
-                self.last_error = _first_line(err)
-                self.tracker.reset()  # reread runs and last steps from the server before resending
-                refusals = refusals + 1 if getattr(err, "error_code", None) in PERMANENT else 0
-                if refusals < REFUSE_AFTER:
-                    if self._wait(delay):
-                        return
-                    delay = min(2 * delay, RETRY_S[1])
-                    continue
-                self._set_aside(line, err)
-            delay, refusals = RETRY_S[0], 0
-            with self._cond:
-                self._applied, self._applied_events = start + len(line), self._applied_events + 1
-                self.last_error = ""
-                self._cond.notify_all()
-            write_offset(self.offset_path, self._applied, self._applied_events)
-
-    def _set_aside(self, line: bytes, err: Exception) -> None:
-        """Keep a refused event, with MLflow's reason, in REFUSED, and say so once."""
-        event = json.loads(line)
-        with open(self.folder / REFUSED, "a") as out:
-            out.write(json.dumps({"event": event, "error": _first_line(err)}) + "\n")
-        self.refused += 1
-        trial = f" of trial {event['trial']}" if event.get("trial") else ""
-        print(
-            f"MLflow refused the {event['kind']} event{trial} (journal event {event.get('seq')}): {_first_line(err)}; "
-            f"kept in {self.folder / REFUSED}, the journal goes on",
-            flush=True,
-        )
-
-    def _apply(self, event: dict[str, Any]) -> None:
-        apply = _APPLY.get(event["kind"])
-        if apply is None:  # written by a newer version of this module
-            warnings.warn(f"{self.path}: skipped unknown event {event['kind']!r} (seq {event['seq']})", stacklevel=1)
-            return
-        apply(self, event)
-
-    def _close_orphans(self, event: dict[str, Any]) -> None:
-        self.orphans += self.tracker.close_orphans()
+    def _advance(self, done: int, events: int) -> None:
+        """Record that the journal is applied up to byte `done` (sweep/tracking/applier.py)."""
+        with self._cond:
+            if done <= self._applied:
+                return
+            self._applied, self._applied_events, self.last_error = done, events, ""
+            self._cond.notify_all()
+        write_offset(self.offset_path, done, events)
 
     # -- waiting for it, and what is left -----------------------------------------------------
 
@@ -233,21 +184,6 @@ class Journal:
         )
 
 
-# How each journal event reaches MLflow: every tracker method is idempotent (see Journal).
-_APPLY: dict[str, Callable[[Journal, dict[str, Any]], None]] = {
-    Event.SWEEP: lambda journal, event: journal.tracker.parent,
-    Event.START: lambda journal, event: journal.tracker.child(event["trial"], event["config"]),
-    Event.EPOCH: lambda journal, event: journal.tracker.log_epoch(event["trial"], event["config"], event["result"]),
-    Event.FAILURE: lambda journal, event: journal.tracker.note_failure(
-        event["trial"], event["config"], event["error"], final=event["final"], event=event["seq"]
-    ),
-    Event.END: lambda journal, event: journal.tracker.end_trial(event["trial"], event["config"], event["outcome"]),
-    Event.CHECKPOINT: lambda journal, event: journal.tracker.note_checkpoint(event["trial"], event["config"], event["uri"]),
-    Event.ORPHANS: Journal._close_orphans,
-    Event.FINISH: lambda journal, event: journal.tracker.finish(event["best"]),
-    Event.EXTEND: lambda journal, event: journal.tracker.reopen(event["spec"]),
-}
-
 # -- one journal per sweep folder in this process: the Tune callback (a new one, or the one Tune
 # unpickled on `sweep resume`) and the end of the sweep share it, so one thread applies in order.
 
@@ -268,12 +204,6 @@ def close_journal(journal: Journal) -> None:
     with _open_lock:
         _open.pop(journal.folder.resolve(), None)
     journal.close()
-
-
-def _first_line(err: Exception) -> str:
-    """The error for a message: its first line, short, without a password a URL in it may hold."""
-    text = str(err).strip().splitlines()
-    return redact(f"{type(err).__name__}: {text[0][:200] if text else ''}")
 
 
 _http_lock = threading.Lock()

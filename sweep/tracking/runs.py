@@ -1,24 +1,24 @@
 """MLflow: one experiment per sweep, a parent run per sweep, a child run per trial, every epoch once.
 
-Trials only report to Tune; in the driver, `SweepTracker` is the one writer to the tracking store
-(a SQLite file locks under parallel writers).
-A trial's epochs go out as one `log_batch` request per epoch with `step=epoch`. A retried or
-resumed trial replays epochs after its last checkpoint; those already logged are skipped, so
-no (metric, step) point is ever written twice.
-
-The Tune callback (sweep/tracking/callback.py) does not call MLflow itself: it appends each event
-to the sweep's journal (sweep/tracking/journal.py), and the journal's thread applies them through
-`SweepTracker`, whose every method is idempotent, so an MLflow server that is down stalls neither Tune nor the trials and
-an event applied twice (after an outage, a killed driver or `sweep sync`) is written once.
-"""
+Trials only report to Tune; in the driver, `SweepTracker` is the one writer to the tracking store.
+A trial's epochs go out in `log_batch` requests with `step=epoch`: one per epoch while the journal
+keeps up, many (up to MLflow's 1,000 metrics) while it is behind. A retried or resumed trial
+replays epochs after its last checkpoint; those already logged are skipped, so no (metric, step)
+point is ever written twice. The Tune callback (sweep/tracking/callback.py) does not call MLflow:
+it appends each event to the sweep's journal (sweep/tracking/journal.py), whose threads apply them
+through `SweepTracker` (different trials side by side, each trial's in order), whose every method
+is idempotent: an MLflow server that is down stalls neither Tune nor the trials, and an event
+applied twice (after an outage, a killed driver or `sweep sync`) is written once."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_ENTITIES_PER_BATCH
 
 from ..spec import Arm, SweepSpec, dump_spec, searched
 from .schema import (
@@ -89,6 +89,8 @@ class RunLogger:
 class SweepTracker:
     """The sweep's MLflow records, found again by their tags after a driver restart."""
 
+    _resolving = threading.RLock()  # the experiment and parent, found or created by one thread
+
     def __init__(self, spec: SweepSpec):
         self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec, redacted=True)
         from ..search.links import StudyLinks  # optuna, here only: `sweep train` logs through RunLogger without it
@@ -114,10 +116,11 @@ class SweepTracker:
         self._runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
         self._logged: dict[str, int] = {}  # Ray trial id -> last epoch in MLflow
         self._placed: set[str] = set()  # Ray trial ids whose run holds the where-tags
+        self._open: dict[str, bool] = {}  # Ray trial id -> its run RUNNING, as found or created
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks; clients reconnect
         state = dict(self.__dict__)
-        state.update(_client=None, _experiment_id=None, _parent=None, _runs={}, _logged={}, _placed=set())
+        state.update(_client=None, _experiment_id=None, _parent=None, _runs={}, _logged={}, _placed=set(), _open={})
         return state
 
     @property
@@ -128,6 +131,10 @@ class SweepTracker:
 
     @property
     def experiment_id(self) -> str:
+        with self._resolving:
+            return self._experiment()
+
+    def _experiment(self) -> str:
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.sweep)
             self._experiment_id = (
@@ -141,6 +148,10 @@ class SweepTracker:
 
     @property
     def parent(self) -> str:
+        with self._resolving:  # two journal threads must not both create the parent
+            return self._parent_run()
+
+    def _parent_run(self) -> str:
         if self._parent is None:
             found = self._find(ROLE_TAG, PARENT_ROLE)
             if found is None:
@@ -192,28 +203,40 @@ class SweepTracker:
                 self._placed.add(trial_id)
         if number is not None:  # once per trial and process; an Optuna error retries the event
             self.links.link(study, int(number), run_id)
-        self._runs[trial_id] = run_id
+        self._runs[trial_id], self._open[trial_id] = run_id, found.info.status == "RUNNING"
         return run_id
-
-    def note_checkpoint(self, trial_id: str, config: dict[str, Any], uri: str) -> None:
-        """The trial's latest checkpoint, as a tag on its run (Tune keeps the latest only)."""
-        self.client.set_tag(self.child(trial_id, config), CHECKPOINT_TAG, uri)
 
     def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> bool:
         """Log one epoch's curves in one request; False when that epoch is already there."""
-        run_id, epoch = self.child(trial_id, config), int(result["epoch"])
+        return self.log_epochs(trial_id, config, [result]) > 0
+
+    def log_epochs(self, trial_id: str, config: dict[str, Any], results: list[dict[str, Any]], checkpoint: str = "") -> int:
+        """Log consecutive epochs of a trial in as few requests as MLflow takes (1,000 metrics
+        each), and its latest `checkpoint` as a tag with the last (Tune keeps the latest only);
+        epochs already there are skipped. The number of epochs logged."""
+        run_id, last = self.child(trial_id, config), self._logged[trial_id]
         # where the trial ran, once: with its first epoch, or later if that request was cut off
         # after MLflow's log_batch had stored the metrics (it commits them before the tags)
-        tags = [] if trial_id in self._placed else [RunTag(tag, str(result.get(key, ""))) for key, tag in WHERE_TAGS.items()]
-        if epoch <= self._logged[trial_id]:
-            if tags:
-                self.client.log_batch(run_id, tags=tags)
+        where = [RunTag(k, str(results[0].get(key, ""))) for key, k in WHERE_TAGS.items()] if results else []
+        placed = [] if trial_id in self._placed else where
+        latest = [RunTag(CHECKPOINT_TAG, checkpoint)] if checkpoint else []
+        new = []
+        for result in results:  # a replay in order: only epochs after the last one logged
+            if int(result["epoch"]) > last:
+                new.append(result)
+                last = int(result["epoch"])
+        if not new and placed + latest:
+            self.client.log_batch(run_id, tags=placed + latest)
+            self._placed.update([trial_id] if placed else [])
+        batch: list[Metric] = []
+        for i, result in enumerate(new):
+            batch += curve_points(result)
+            final = i + 1 == len(new)
+            if final or len(batch) + len(CURVES) + len(placed) + len(latest) > MAX_ENTITIES_PER_BATCH:
+                self.client.log_batch(run_id, metrics=batch, tags=placed + (latest if final else []))
+                self._logged[trial_id], batch, placed = int(result["epoch"]), [], []
                 self._placed.add(trial_id)
-            return False
-        self.client.log_batch(run_id, metrics=curve_points(result), tags=tags)
-        self._logged[trial_id] = epoch
-        self._placed.add(trial_id)
-        return True
+        return len(new)
 
     def note_failure(self, trial_id: str, config: dict[str, Any], error: str, final: bool, event: int | None = None) -> None:
         """Keep a trial's error in its run: the last line as a tag, the traceback as
@@ -232,10 +255,11 @@ class SweepTracker:
 
     def end_trial(self, trial_id: str, config: dict[str, Any], outcome: str) -> None:
         run_id = self.child(trial_id, config)
-        if self.client.get_run(run_id).info.status != "RUNNING":
+        if not self._open[trial_id]:  # as found or created, and closed by this tracker since
             return  # already closed: a trial restored as unfinished after a killed driver ends again
         self.client.set_tag(run_id, OUTCOME_TAG, outcome)
         self.client.set_terminated(run_id, "FAILED" if outcome == Outcome.FAILED else "FINISHED")
+        self._open[trial_id] = False
 
     def close_orphans(self) -> int:
         """At the end of a sweep, close child runs still RUNNING: trials the driver had started
@@ -247,6 +271,7 @@ class SweepTracker:
         for run in orphans:
             self.client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.LOST)
             self.client.set_terminated(run.info.run_id, "KILLED")
+        self._open = dict.fromkeys(self._open, False)  # every trial's run is closed now
         return len(orphans)
 
     def reopen(self, spec_yaml: str) -> None:
