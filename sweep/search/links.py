@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import optuna
 
+from .storage import open_storage
+
 # user attributes of a study trial: where it ran, and its end as the choice of a setting reads it
 SEED_ATTR, RAY_TRIAL_ATTR, RUN_ID_ATTR = "seed", "ray_trial_id", "mlflow_run_id"
 OUTCOME_ATTR, VAL_ACC_ATTR, VAL_LOSS_ATTR, TEST_ACC_ATTR = "outcome", "val_acc", "val_loss", "test_acc"
@@ -41,7 +43,7 @@ class StudyLinks:
         """Set RUN_ID_ATTR of trial `number` of `study`; False when the storage holds no such
         study or trial (runs logged without a study, as the report's tests do)."""
         if self._storage is None:
-            self._storage = _LinkStorage(self.url)
+            self._storage = open_storage(self.url, _LinkStorage)
         try:
             study_id = self._storage.get_study_id_from_name(study)
             trial_id = self._storage.get_trial_id_from_study_id_trial_number(study_id, number)
