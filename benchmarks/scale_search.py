@@ -93,10 +93,17 @@ def fill(spec, n: int) -> None:
     study.add_trials(trials)
 
 
-def latencies(spec, asks: int) -> list[float]:
-    """Seconds of each ArmSearcher.suggest on the filled study (the first, which opens the
-    storage and looks for orphans once, left out)."""
-    searcher = ArmSearcher(spec)
+def latencies(spec, asks: int, window: int) -> list[float]:
+    """Seconds of each ArmSearcher.suggest on the filled study with TPE's `window` (0: off; the
+    first suggestion, which opens the storage and looks for orphans once, left out)."""
+    default, space.WINDOW = space.WINDOW, window
+    try:
+        return _latencies(ArmSearcher(spec), asks)
+    finally:
+        space.WINDOW = default
+
+
+def _latencies(searcher: ArmSearcher, asks: int) -> list[float]:
     out = []
     for i in range(asks + 1):
         start = time.perf_counter()
@@ -151,8 +158,8 @@ def latency_rows(sizes: list[int], asks: int) -> list[list[object]]:
             try:
                 fill(make_spec(storage, n + 2 * asks + 10, None), n)
                 figures = {}
-                for label, window in (("off", 0), ("on", None)):  # both on the same filled study
-                    figures[label] = quantiles(latencies(make_spec(storage, n + 2 * asks + 10, window), asks))
+                for label, window in (("off", 0), ("on", space.WINDOW)):  # both on the same filled study
+                    figures[label] = quantiles(latencies(make_spec(storage, n + 2 * asks + 10), asks, window))
                 off, on = figures["off"], figures["on"]
                 rows.append([backend, n, f"{off[0]:.1f}", f"{off[1]:.1f}", f"{on[0]:.1f}", f"{on[1]:.1f}"])
             finally:
