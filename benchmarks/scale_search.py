@@ -156,7 +156,7 @@ def latency_rows(sizes: list[int], asks: int) -> list[list[object]]:
                     continue
                 storage, cleanup = POSTGRES.format(db=db), db
             try:
-                fill(make_spec(storage, n + 2 * asks + 10, None), n)
+                fill(make_spec(storage, n + 2 * asks + 10), n)
                 figures = {}
                 for label, window in (("off", 0), ("on", space.WINDOW)):  # both on the same filled study
                     figures[label] = quantiles(latencies(make_spec(storage, n + 2 * asks + 10), asks, window))
@@ -171,7 +171,7 @@ def latency_rows(sizes: list[int], asks: int) -> list[list[object]]:
 def memory_rows(trials: int, every: int) -> list[list[object]]:
     """What the searcher holds (tracemalloc, after a collection) as simulated trials go by."""
     folder = Path(tempfile.mkdtemp())
-    spec = make_spec(f"sqlite:///{folder}/optuna.db", trials, None)
+    spec = make_spec(f"sqlite:///{folder}/optuna.db", trials)
     searcher = ArmSearcher(spec)
     rows = []
     tracemalloc.start()

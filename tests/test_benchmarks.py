@@ -40,3 +40,27 @@ def test_cli_start_benchmark_runs_each_command_in_quick_mode():
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
     assert [row[0].strip() for row in rows] == list(COMMANDS)
     assert all(float(wall) > 0 and float(mib) > 0 for _, wall, _, mib in rows)
+
+
+@pytest.mark.slow
+def test_scale_search_benchmark_prints_latency_by_study_size_and_memory_in_quick_mode():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_search", "--quick"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    latency, memory = result.stdout.split("driver memory")
+    rows = [line.split() for line in latency.splitlines() if line.startswith("sqlite")]
+    assert [int(row[1]) for row in rows] == [20, 100]
+    assert all(float(cell) > 0 for row in rows for cell in row[2:])
+    held = [line.split() for line in memory.splitlines()[3:]]
+    assert [int(row[0]) for row in held] == [100, 200] and all(float(row[1]) >= 0 for row in held)
+
+
+@pytest.mark.slow
+def test_scale_report_benchmark_times_the_report_command_in_quick_mode():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_report", "--quick"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[-1].split()
+    assert row[:2] == ["20", "10"] and float(row[2]) > 0
