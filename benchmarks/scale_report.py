@@ -123,6 +123,7 @@ def main(quick: bool) -> None:
         fill(folder, runs)
         filled = time.perf_counter() - start
         rows.append([runs, EPOCHS, f"{report_seconds(folder):.2f}", f"{filled:.0f}"])
+        print(f"{runs} runs: stores in {folder}", flush=True)
     print("`sweep report` wall time by sweep size (SQLite store, fresh interpreter, imports included)")
     print(table(["runs", "epochs", "report s", "fill s"], rows))
 
