@@ -62,3 +62,27 @@ def test_scale_tracking_benchmark_reports_each_store_and_applier_in_quick_mode()
     for row in rows:  # capacity, end-to-end rate, max lag, lag at the end: numbers, rates above 0
         capacity, rate, worst, left = map(float, row[-4:])
         assert capacity > 0 and rate > 0 and worst >= 0 and left >= 0
+
+
+@pytest.mark.slow
+def test_scale_search_benchmark_prints_latency_by_study_size_and_memory_in_quick_mode():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_search", "--quick"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    latency, memory = result.stdout.split("driver memory")
+    rows = [line.split() for line in latency.splitlines() if line.startswith("sqlite")]
+    assert [int(row[1]) for row in rows] == [20, 100]
+    assert all(float(cell) > 0 for row in rows for cell in row[2:])
+    held = [line.split() for line in memory.splitlines()[3:]]
+    assert [int(row[0]) for row in held] == [100, 200] and all(float(row[1]) >= 0 for row in held)
+
+
+@pytest.mark.slow
+def test_scale_report_benchmark_times_the_report_command_in_quick_mode():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_report", "--quick"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[-1].split()
+    assert row[:2] == ["20", "10"] and float(row[2]) > 0

@@ -28,7 +28,7 @@ from ..tracking.schema import (
     Outcome,
     Phase,
 )
-from . import frames
+from . import frames, history
 from .cells import Cell, TrialRun, edge_warnings, make_cell, regime
 
 
@@ -73,27 +73,25 @@ class SweepReport:
 
 
 def load_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[TrialRun]:
+    """The sweep's trial runs with their test_acc curves: one search request, and the curves in
+    bulk (sweep/report/history.py), not one request per run."""
     found = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'", max_results=50000)
-    runs = []
-    for run in found:
-        tags = run.data.tags
-        if TRIAL_TAG not in tags:  # a node's system metrics (sweep.role=node), not a trial
-            continue
-        history = client.get_metric_history(run.info.run_id, "test_acc")
-        runs.append(
-            TrialRun(
-                run_id=run.info.run_id,
-                name=run.info.run_name,
-                arm=tags[ARM_TAG],
-                phase=tags.get(PHASE_TAG, Phase.SEARCH),
-                outcome=tags.get(OUTCOME_TAG, Outcome.RUNNING),
-                train=dict(run.data.params),
-                final=dict(run.data.metrics),
-                order=int(tags.get(STUDY_TRIAL_TAG, -1)),
-                test_curve=[m.value for m in sorted(history, key=lambda m: m.step)],
-            )
+    trials = [run for run in found if TRIAL_TAG in run.data.tags]  # not a node's system metrics (sweep.role=node)
+    test_curves = history.curves(client, [run.info.run_id for run in trials], "test_acc")
+    return [
+        TrialRun(
+            run_id=run.info.run_id,
+            name=run.info.run_name,
+            arm=run.data.tags[ARM_TAG],
+            phase=run.data.tags.get(PHASE_TAG, Phase.SEARCH),
+            outcome=run.data.tags.get(OUTCOME_TAG, Outcome.RUNNING),
+            train=dict(run.data.params),
+            final=dict(run.data.metrics),
+            order=int(run.data.tags.get(STUDY_TRIAL_TAG, -1)),
+            test_curve=test_curves[run.info.run_id],
         )
-    return runs
+        for run in trials
+    ]
 
 
 def _spec_of(client: MlflowClient, parent_id: str) -> SweepSpec:

@@ -13,6 +13,8 @@ import threading
 
 import optuna
 
+from .storage import open_storage
+
 # user attributes of a study trial: where it ran, and its end as the choice of a setting reads it
 SEED_ATTR, RAY_TRIAL_ATTR, RUN_ID_ATTR = "seed", "ray_trial_id", "mlflow_run_id"
 OUTCOME_ATTR, VAL_ACC_ATTR, VAL_LOSS_ATTR, TEST_ACC_ATTR = "outcome", "val_acc", "val_loss", "test_acc"
@@ -46,7 +48,7 @@ class StudyLinks:
         study or trial (runs logged without a study, as the report's tests do)."""
         with self._opening:
             if self._storage is None:
-                self._storage = _LinkStorage(self.url)
+                self._storage = open_storage(self.url, _LinkStorage)
         try:
             study_id = self._storage.get_study_id_from_name(study)
             trial_id = self._storage.get_trial_id_from_study_id_trial_number(study_id, number)

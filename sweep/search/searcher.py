@@ -25,6 +25,7 @@ from ..spec import Arm, SweepSpec
 from ..tracking.schema import METRIC, MODE, Outcome, Phase, TrialConfig
 from . import space
 from .links import OUTCOME_ATTR, RAY_TRIAL_ATTR, SEED_ATTR, TEST_ACC_ATTR, VAL_ACC_ATTR, VAL_LOSS_ATTR
+from .storage import open_storage
 
 
 class ArmSearcher(Searcher):
@@ -98,7 +99,7 @@ class ArmSearcher(Searcher):
             if self._storage is None:
                 # one storage (one connection pool, one schema check) for all arms: a storage per
                 # study cost 0.2-0.4 s each on the first suggestion of every arm
-                self._storage = optuna.storages.RDBStorage(self.spec.tracking.optuna_storage)
+                self._storage = open_storage(self.spec.tracking.optuna_storage)
             self._studies[arm] = optuna.create_study(
                 study_name=arms[index].study_name(self.spec.name),
                 storage=self._storage,
@@ -265,6 +266,7 @@ class ArmSearcher(Searcher):
             value = result.get(METRIC, 0.0) if status == Outcome.FINISHED else self._chance
             study.tell(number, value, skip_if_finished=True)
         self._told.add(trial_id)
+        self._live.pop(trial_id, None)  # an ended trial reports no more: 10,000 of them held ~MBs (benchmarks/RESULTS.md)
 
     @property
     def _chance(self) -> float:

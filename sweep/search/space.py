@@ -9,6 +9,7 @@ otherwise trial k of an arm trains with seed `seeds[k % len(seeds)]`.
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 import optuna
@@ -50,6 +51,43 @@ class AskTellGrid(optuna.samplers.GridSampler):
         return None
 
 
+# TPE models at most the WINDOW most recent trials of an arm's study, plus its BEST best trials
+# (docs/statistics.md, "A long search"): its cost per suggestion grows with the trials it models
+WINDOW, BEST = 500, 25
+
+
+class _Recent:
+    """A study as TPE's model reads it: its trials narrowed to the `window` most recent and the
+    `best` best completed ones (every other attribute is the study's own)."""
+
+    def __init__(self, study: optuna.Study, window: int, best: int):
+        self._study, self._window, self._best = study, window, best
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list:
+        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        if len(trials) <= self._window + self._best:
+            return trials
+        older, recent = trials[: -self._window], trials[-self._window :]
+        done = [t for t in older if t.state == optuna.trial.TrialState.COMPLETE]
+        return heapq.nlargest(self._best, done, key=lambda t: t.value) + recent  # the studies maximise
+
+
+class WindowTPE(optuna.samplers.TPESampler):
+    """Optuna's TPE on a window of the study (`_Recent`); `window` 0 models every trial."""
+
+    def __init__(self, *args, window: int = WINDOW, best: int = BEST, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._window, self._best = window, best
+
+    def _sample(self, study, trial, search_space):
+        if self._window:
+            study = _Recent(study, self._window, self._best)
+        return super()._sample(study, trial, search_space)
+
+
 def sampler(spec: SweepSpec, rule: str, arm_index: int) -> optuna.samplers.BaseSampler:
     seed = spec.search.seed + arm_index  # each arm seeded, and differently
     if spec.search.method == "grid":
@@ -59,7 +97,7 @@ def sampler(spec: SweepSpec, rule: str, arm_index: int) -> optuna.samplers.BaseS
     # Constant liar keeps parallel trials of one arm from proposing the same point (Optuna 5
     # default); a short random start-up so small budgets still get a modelled search.
     startup = min(10, max(1, spec.search.trials_per_arm // 3))
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
+    return WindowTPE(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True, window=WINDOW)
 
 
 def suggested_distributions(spec: SweepSpec, rule: str) -> dict[str, BaseDistribution]:
