@@ -176,7 +176,10 @@ def measure(contender: str, trials: int, epochs: int, slots: int) -> dict[str, f
 def main(quick: bool = False, trials: int = 200, epochs: int = 2, slots: int = 2) -> None:
     trials = 10 if quick else trials
     contenders = [*CONTENDERS] if quick else [*CONTENDERS, "quickstart"]
-    measured = {name: measure(name, trials, epochs, slots) for name in contenders}
+    measured = {}
+    for name in contenders:
+        measured[name] = measure(name, trials, epochs, slots)
+        print(f"{name}: {json.dumps(measured[name])}", file=sys.stderr, flush=True)  # kept if a later one fails
     print(f"# short-trial sweep: {trials} trials x {epochs} epochs, {slots} slots, local Ray, SQLite MLflow; {machine()}")
     rows = []
     for name, m in measured.items():
