@@ -86,3 +86,21 @@ def test_scale_report_benchmark_times_the_report_command_in_quick_mode():
     assert result.returncode == 0, result.stderr
     row = result.stdout.splitlines()[-1].split()
     assert row[:2] == ["20", "10"] and float(row[2]) > 0
+
+
+@pytest.mark.slow
+def test_scale_sweep_benchmark_runs_service_and_plain_tune_side_by_side_in_quick_mode():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_sweep", "--quick"], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    table = [line.split() for line in lines if len(line.split()) == 6]
+    rows = {row[0]: row for row in table if row[0] in ("service", "plain")}
+    assert set(rows) == {"service", "plain"}
+    for name, (_, trials, wall, training, fraction, per_trial) in rows.items():
+        assert int(trials) == 10, name  # every trial of each sweep ran and wrote its results
+        assert float(wall) > 0 and float(training) > 0 and float(per_trial) > 0
+        assert 0 < float(fraction.rstrip("%")) <= 100
+    ratio = [line for line in lines if line.startswith("plain Ray Tune wall / service wall:")]
+    assert len(ratio) == 1 and float(ratio[0].split(":")[1].strip().rstrip("x")) > 0

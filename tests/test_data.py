@@ -1,5 +1,8 @@
 """Data sets through their real loaders, and the tensor-resident batching."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -42,6 +45,28 @@ def test_digits_are_the_real_scikit_learn_digits(tmp_path):
     for img, label in zip(data.test.images[:20], data.test.labels[:20]):
         key = tuple((img.float() * 16 / 255).round().flatten().tolist())
         assert ref[key] == int(label)
+
+
+def test_digits_read_without_scikit_learn_equal_load_digits_exactly(tmp_path):
+    """The loader reads scikit-learn's CSV itself; the data set is the one built from
+    `load_digits()` as before, bit for bit, and a fresh process never imports sklearn."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images).mul(255.0 / 16.0).round().to(torch.uint8).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target).to(torch.int64)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    test, train = order[:359], order[359:]
+    data = load_dataset("digits", tmp_path)
+    assert torch.equal(data.train.images, images[train]) and torch.equal(data.train.labels, labels[train])
+    assert torch.equal(data.test.images, images[test]) and torch.equal(data.test.labels, labels[test])
+    scaled = images.float() / 255
+    assert (data.mean, data.std) == ((scaled.mean().item(),), (scaled.std().item(),))
+    data.train.images.zero_()  # a run that alters its tensors leaves the next run's data alone
+    assert torch.equal(load_dataset("digits", tmp_path).train.images, images[train])
+    probe = "import sys; from trainers.data import load_dataset; load_dataset('digits', 'data'); print('sklearn' in sys.modules)"
+    fresh = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0 and fresh.stdout.strip() == "False", fresh.stderr
 
 
 def test_validation_split_is_the_same_for_every_run_seed():

@@ -27,10 +27,14 @@ from .searcher import ArmSearcher
 
 
 class ArmSearch(SearchGenerator):
-    def __init__(self, spec: SweepSpec):
+    def __init__(self, spec: SweepSpec, queued: int = 0):
+        """`queued` trials are suggested beyond `max_concurrent`, to wait as pending trials (the
+        driver asks for one where the cluster's resources already hold the running trials to
+        `max_concurrent`: sweep/tuning/driver.py, `_queued`)."""
         searcher = ArmSearcher(spec)
         # max_concurrent here, not in TuneConfig: Tune limits only a Searcher it wraps itself
-        super().__init__(ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent) if spec.max_concurrent else searcher)
+        limit = spec.max_concurrent + queued
+        super().__init__(ConcurrencyLimiter(searcher, max_concurrent=limit) if spec.max_concurrent else searcher)
         self._spec_file = str(spec.folder / SPEC_FILE)
 
     @property

@@ -92,6 +92,18 @@ def _trainable(spec: SweepSpec):
     return tune.with_resources(train_trial, placement.PlacementByModel(placements))
 
 
+def _queued(spec: SweepSpec) -> int:
+    """Trials the searcher suggests beyond `max_concurrent`: one where the cluster cannot run more
+    than `max_concurrent` at once anyway. That trial waits as pending and takes the first actor a
+    finished trial frees, so the searcher's tell and ask for it are not in the slot's gap between
+    two trials (benchmarks/RESULTS.md, "Short-trial sweep"); without it, the ConcurrencyLimiter
+    asks only after a trial has ended. Where `max_concurrent` is below what the cluster could run,
+    it is the cap and nothing waits beyond it."""
+    if not spec.max_concurrent:
+        return 0  # Tune already keeps TUNE_MAX_PENDING_TRIALS_PG trials pending (_trainable)
+    return int(spec.max_concurrent >= _slots(placement.plan(spec, cluster_cards()).values()))
+
+
 def _slots(placements) -> int:
     """How many trials the connected cluster could run at once, for the most packable model."""
     total = ray.cluster_resources()
@@ -168,7 +180,7 @@ def run_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOut
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
-            search_alg=ArmSearch(spec),  # its budget can grow on resume (sweep/search/generator.py)
+            search_alg=ArmSearch(spec, _queued(spec)),  # its budget can grow on resume (sweep/search/generator.py)
             scheduler=scheduler,
             num_samples=sum(planned.values()),
             reuse_actors=True,  # a trial starts in a warm worker: no new process, no torch import
