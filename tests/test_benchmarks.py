@@ -104,3 +104,17 @@ def test_scale_sweep_benchmark_runs_service_and_plain_tune_side_by_side_in_quick
         assert 0 < float(fraction.rstrip("%")) <= 100
     ratio = [line for line in lines if line.startswith("plain Ray Tune wall / service wall:")]
     assert len(ratio) == 1 and float(ratio[0].split(":")[1].strip().rstrip("x")) > 0
+
+
+@pytest.mark.slow
+def test_scale_benchmark_runs_the_simulated_cluster_on_both_stores_in_quick_mode():
+    # benchmarks/scale.py's cluster part: the real driver, searcher, journal and MLflow, trials that wait
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--quick", "--part", "cluster"], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("sqlite ", "postgresql "))]
+    assert [row[0] for row in rows] == ["sqlite", "postgresql"]
+    for row in rows:  # every epoch of 4 arms x 2 trials x 2 epochs was reported, and each figure was measured
+        assert int(row[2]) == 16
+        assert float(row[4]) > 0 and float(row[5]) > 0 and float(row[7]) >= 0 and float(row[12]) > 0
