@@ -7,7 +7,7 @@ SQLite with 8 threads forced (the journal uses one there: docs/platform.md).
 
 Two figures per store and applier:
 - capacity: trial-epochs per second tracked while applying a backlog (the journal far behind);
-- lag: events arrive at a fixed rate (500 trial-epochs/s, 60 s; quick: 200/s, 4 s) and the
+- lag: events arrive at a fixed rate (500 trial-epochs/s, 60 s; quick: 100/s, 2 s) and the
   journal's lag is sampled every 0.1 s: the age of the oldest event not applied yet.
 The arrival writes the callback's lines, fsync'd once per 10-ms tick: one fsync per event, as the
 callback does, costs the figure printed as "append", which bounds the callback's own rate.
@@ -206,9 +206,9 @@ def append_cost(root: Path) -> float:
 
 
 def main(quick: bool = False) -> list[list[object]]:
-    rate, seconds = (200.0, 4.0) if quick else (500.0, 60.0)
-    backlog_events, cap_s = (1500, 20.0) if quick else (12000, 60.0)
-    slots, epochs = (40, 10) if quick else (200, 20)
+    rate, seconds = (100.0, 2.0) if quick else (500.0, 60.0)
+    backlog_events, cap_s = (400, 5.0) if quick else (12000, 60.0)
+    slots, epochs = (20, 10) if quick else (200, 20)
     root = Path(tempfile.mkdtemp(prefix="scale_tracking_"))
     rounds, before, after = applier.ROUND, "before: 1 event/request", "after: batched"
     # (store, applier, events per round, threads): `before` is the journal as it was
