@@ -30,6 +30,7 @@ search:
     lr: {low: 0.01, high: 0.5, log: true}
     rho: {low: 0.01, high: 0.2, log: true}
 max_concurrent: 1
+tracking: {system_metrics_every_s: 1}  # a sample each second: these short runs end before the default 5 s
 """
 
 
