@@ -212,17 +212,25 @@ def resume_and_count(tmp_path: Path, uri: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "signals",
-    [[signal.SIGTERM], [signal.SIGHUP], [signal.SIGTERM, signal.SIGTERM]],
-    ids=["sigterm", "sighup", "sigterm-twice"],
+    "signals, second_when",
+    [
+        ([signal.SIGTERM], None),
+        ([signal.SIGHUP], None),
+        ([signal.SIGTERM, signal.SIGTERM], None),
+        ([signal.SIGTERM, signal.SIGTERM], "status stop-me: stopped"),
+    ],
+    ids=["sigterm", "sighup", "sigterm-twice", "sigterm-while-ray-shuts-down"],
 )
-def test_a_stop_signal_stops_the_sweep_cleanly_and_resume_finishes_it(tmp_path, signals):
+def test_a_stop_signal_stops_the_sweep_cleanly_and_resume_finishes_it(tmp_path, signals, second_when):
     driver = Driver(tmp_path, SPEC)
     try:
         driver.wait_for(lambda: journal_epochs(driver.folder) >= 1, "finished epoch")
         for signum in signals:
             driver.signal(signum)
-            time.sleep(0.1)  # the second one lands while Tune stops its trials and saves its state
+            if second_when:  # the sweep has ended; its local Ray takes seconds to shut down
+                driver.wait_for(lambda: second_when in driver.out.read_text(), repr(second_when))
+            else:
+                time.sleep(0.1)  # the second one lands while Tune stops its trials and saves its state
         took = driver.wait()
         driver.check_clean_stop(signals[0])
     finally:

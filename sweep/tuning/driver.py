@@ -238,6 +238,11 @@ def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every
                 outcome = conclude(spec, tracker, results)
                 stopped = State.STOPPED if stops.received is not None else State.INTERRUPTED
                 live.state = stopped if outcome.interrupted else State.FINISHED
+            if stops.received is not None:
+                # A stopped sweep's Ray ends here, still in the signals' care: its shutdown takes
+                # seconds, and a second signal in them must end the command at once too, not find
+                # the handler Ray left (a bare exit with the signal's number, or a kill).
+                ray.shutdown()
         except StopNow:  # what the trials reported is in the journal, fsync'd per event
             outcome = SweepOutcome(spec.name, interrupted=True, at_once=True)
         outcome.signal, outcome.requested = stops.received, stops.requested
