@@ -165,3 +165,61 @@ def test_a_server_killed_while_a_backlog_is_applied_gets_everything_once(tmp_pat
     finally:
         journal.close()
         server.stop()
+
+
+def test_a_trial_applied_from_a_backlog_takes_three_requests_and_a_caught_up_start_has_its_params(tmp_path, monkeypatch):
+    spec = spec_for(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    folder = spec.checkpoints.path / spec.name
+    journal = Journal(folder, SweepTracker(spec))
+    journal.append(Event.SWEEP)
+    configs = {f"t{n:03d}": trial_config(n) for n in range(5)}
+    for tid, cfg in configs.items():
+        journal.append(Event.START, trial=tid, config=cfg)
+    for epoch in range(1, 4):  # interleaved, as Tune reports them
+        for n, (tid, cfg) in enumerate(configs.items()):
+            journal.append(Event.EPOCH, trial=tid, config=cfg, result=result(n, epoch))
+            if epoch == 2:
+                journal.append(Event.CHECKPOINT, trial=tid, config=cfg, uri=f"/ckpt/{tid}/checkpoint_{epoch:06d}")
+    for tid, cfg in configs.items():
+        journal.append(Event.END, trial=tid, config=cfg, outcome="finished")
+    journal.close()
+    requests: dict[str, list[str]] = {}
+    for name in ("create_run", "log_batch", "set_tag", "set_terminated", "search_runs", "get_metric_history"):
+        real = getattr(MlflowClient, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            answer = _real(self, *args, **kwargs)
+            run_id = answer.info.run_id if _name == "create_run" else args[0] if _name != "search_runs" else "search"
+            requests.setdefault(run_id, []).append(_name)
+            return answer
+
+        monkeypatch.setattr(MlflowClient, name, counted)
+    apply(spec)
+    monkeypatch.undo()
+    client = MlflowClient(spec.tracking.mlflow_uri)
+    found = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
+    runs = {r.data.tags["ray.trial_id"]: r for r in found if "ray.trial_id" in r.data.tags}
+    for tid, cfg in configs.items():
+        run = runs[tid]
+        # its run; its three epochs, checkpoint, params and outcome; its close
+        assert requests[run.info.run_id] == ["create_run", "log_batch", "set_terminated"], tid
+        assert run.data.params["lr"] == str(cfg["train"]["lr"]) and run.data.tags["sweep.outcome"] == "finished"
+        assert run.info.status == "FINISHED" and run.data.tags["sweep.checkpoint"] == f"/ckpt/{tid}/checkpoint_000002"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2, 3]
+    assert requests["search"] == ["search_runs"] * 2  # the parent's, and one listing of the trials' runs
+
+    # caught up: a start applied on its own gets its params at once, before any epoch
+    journal = Journal(folder, SweepTracker(spec), workers=4).start()
+    try:
+        late = trial_config(7)
+        journal.append(Event.START, trial="t007", config=late)
+        assert journal.drain(30)
+        (run,) = client.search_runs([run.info.experiment_id], filter_string="tags.`ray.trial_id` = 't007'")
+        assert run.data.params["lr"] == str(late["train"]["lr"]) and run.info.status == "RUNNING"
+        journal.append(Event.EPOCH, trial="t007", config=late, result=result(7, 1))
+        journal.append(Event.END, trial="t007", config=late, outcome="finished")
+        assert journal.drain(30)
+    finally:
+        journal.close()
+    (run,) = client.search_runs([run.info.experiment_id], filter_string="tags.`ray.trial_id` = 't007'")
+    assert run.info.status == "FINISHED" and [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1]

@@ -2,10 +2,13 @@
 
 The applier reads what the journal holds past its applied offset (up to ROUND events) and applies
 it in groups. Events of trials are partitioned by trial: each trial's events stay in order, in one
-thread, its consecutive `epoch` (and `checkpoint`) events sent as one `log_batch`
-(SweepTracker.log_epochs), while up to `workers` trials are applied side by side. Events of no trial (`sweep`, `orphans`, `finish`,
-`extend`) are barriers: applied alone, after everything before them and before anything after.
-So the further the journal is behind, the more epochs each request carries.
+thread, while up to `workers` trials are applied side by side. A trial's consecutive `epoch` (and
+`checkpoint`) events go out as one `log_batch` (SweepTracker.log_epochs), which also carries the
+params of its `start` and the outcome of its `end` when those are queued next to them. Events of
+no trial (`sweep`, `orphans`, `finish`, `extend`) are barriers: applied alone, after everything
+before them and before anything after. So the further the journal is behind, the more each
+request carries: a 20-epoch trial applied from a backlog takes three requests (its run, its
+epochs with params and outcome, its close).
 
 Durability: the offset (journal_files.write_offset) only ever names a prefix of the journal that
 is applied: the start of the earliest event not applied yet, the minimum over the group's trials.
@@ -171,20 +174,28 @@ class Applier:
             if lane.items[lane.pos].event["kind"] in BATCHED and not lane.solo:  # the trial's next epochs: one request
                 while lane.pos + n < len(lane.items) and lane.items[lane.pos + n].event["kind"] in BATCHED:
                     n += 1
+                if lane.pos + n < len(lane.items) and lane.items[lane.pos + n].event["kind"] == Event.END:
+                    n += 1  # and its end, whose outcome tag rides on the same request
             batch = lane.items[lane.pos : lane.pos + n]
+            # a trial's start with its epochs queued behind it: its params ride with their request
+            then = lane.items[lane.pos + n].event["kind"] if lane.pos + n < len(lane.items) and not lane.solo else None
             try:
-                self._apply(batch)
+                self._apply(batch, params_follow=then in BATCHED)
             except Exception as err:  # noqa: BLE001 (any failure: keep the event, retry it)
                 lane.error = err
                 return
             lane.pos, lane.refusals, lane.solo = lane.pos + n, 0, False
 
-    def _apply(self, batch: list[Item]) -> None:
+    def _apply(self, batch: list[Item], params_follow: bool = False) -> None:
         event = batch[0].event
+        if event["kind"] == Event.START and params_follow:
+            self.tracker.child(event["trial"], event["config"], defer_params=True)
+            return
         if event["kind"] in BATCHED:  # the curves, and the latest checkpoint: the run's state after them all
             results = [item.event["result"] for item in batch if item.event["kind"] == Event.EPOCH]
             uri = next((item.event["uri"] for item in reversed(batch) if item.event["kind"] == Event.CHECKPOINT), "")
-            self.tracker.log_epochs(event["trial"], event["config"], results, checkpoint=uri)
+            outcome = batch[-1].event["outcome"] if batch[-1].event["kind"] == Event.END else ""
+            self.tracker.log_epochs(event["trial"], event["config"], results, checkpoint=uri, outcome=outcome)
             return
         apply = _APPLY.get(event["kind"])
         if apply is None:  # written by a newer version of this module

@@ -67,6 +67,9 @@ def chosen_text(best: dict[str, Any]) -> str:
     return f"{val}, {test}{seeds} ({values})"
 
 
+LISTING_PAGE = 1000  # runs per request when the tracker lists a sweep's trial runs
+
+
 class RunLogger:
     """MLflow logging of a single `sweep train` run (no sweep, no parent): a reporter for fit()."""
 
@@ -117,11 +120,15 @@ class SweepTracker:
         self._logged: dict[str, int] = {}  # Ray trial id -> last epoch in MLflow
         self._placed: set[str] = set()  # Ray trial ids whose run holds the where-tags
         self._open: dict[str, bool] = {}  # Ray trial id -> its run RUNNING, as found or created
+        # Ray trial ids that have a run in MLflow, read in one listing when first needed: a trial
+        # not in it gets its run without a search per trial (None: not read since the last reset)
+        self._existing: set[str] | None = None
+        self._unparamed: dict[str, list[Param]] = {}  # Ray trial id -> params its run still needs
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks; clients reconnect
-        state = dict(self.__dict__)
-        state.update(_client=None, _experiment_id=None, _parent=None, _runs={}, _logged={}, _placed=set(), _open={})
-        return state
+        fresh = object.__new__(type(self))
+        fresh.reset()  # what a tracker knows of MLflow is per process: it travels as reset() leaves it
+        return {**self.__dict__, **fresh.__dict__}
 
     @property
     def client(self) -> MlflowClient:
@@ -175,13 +182,34 @@ class SweepTracker:
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         return run_id
 
-    def child(self, trial_id: str, config: dict[str, Any]) -> str:
+    def _trial_runs(self) -> set[str]:
+        """The Ray trial ids with a run under the parent, in one paged listing (once per reset)."""
+        with self._resolving:
+            if self._existing is None:
+                query, existing, token = f"tags.`{PARENT_RUN_TAG}` = '{self.parent}'", set(), None
+                while True:
+                    page = self.client.search_runs(
+                        [self.experiment_id], filter_string=query, max_results=LISTING_PAGE, page_token=token
+                    )
+                    existing.update(run.data.tags[TRIAL_TAG] for run in page if TRIAL_TAG in run.data.tags)
+                    if not page.token:
+                        break
+                    token = page.token
+                self._existing = existing
+            return self._existing
+
+    def child(self, trial_id: str, config: dict[str, Any], defer_params: bool = False) -> str:
         """The trial's run: found by its Ray trial id, or created under the parent; a search
         trial's run and its Optuna trial name each other (study and number as tags, the run id
-        as the study trial's user attribute)."""
+        as the study trial's user attribute). With `defer_params` (its epochs are queued behind
+        it in the journal) the run's params go out with its next request instead of one of their
+        own."""
         if trial_id in self._runs:
             return self._runs[trial_id]
-        found = self._find(TRIAL_TAG, trial_id)
+        # A trial the listing does not know has no run: the one writer of trial runs is this
+        # journal, and a request whose answer was lost resets the tracker, so the listing is read
+        # again before that trial's event is retried.
+        found = self._find(TRIAL_TAG, trial_id) if trial_id in self._trial_runs() else None
         number = config.get("study_trial")
         study = Arm.parse(config["arm"]).study_name(self.sweep)
         if found is None:
@@ -192,15 +220,20 @@ class SweepTracker:
             if number is not None:
                 tags.update({STUDY_TAG: study, STUDY_TRIAL_TAG: str(number)})
             found = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        run_id = found.info.run_id
-        if not found.data.params:  # new, or created by a request whose next one failed
-            self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in sorted(config["train"].items())])
+            self._existing.add(trial_id)
             self._logged[trial_id] = 0
         else:
-            history = self.client.get_metric_history(run_id, "val_acc")
+            history = self.client.get_metric_history(found.info.run_id, "val_acc")
             self._logged[trial_id] = max((m.step for m in history), default=0)
             if set(WHERE_TAGS.values()) <= set(found.data.tags):
                 self._placed.add(trial_id)
+        run_id = found.info.run_id
+        if not found.data.params:  # new, or created by a request whose next one failed
+            params = [Param(key, str(value)) for key, value in sorted(config["train"].items())]
+            if defer_params:
+                self._unparamed[trial_id] = params
+            else:
+                self.client.log_batch(run_id, params=params)
         if number is not None:  # once per trial and process; an Optuna error retries the event
             self.links.link(study, int(number), run_id)
         self._runs[trial_id], self._open[trial_id] = run_id, found.info.status == "RUNNING"
@@ -210,32 +243,45 @@ class SweepTracker:
         """Log one epoch's curves in one request; False when that epoch is already there."""
         return self.log_epochs(trial_id, config, [result]) > 0
 
-    def log_epochs(self, trial_id: str, config: dict[str, Any], results: list[dict[str, Any]], checkpoint: str = "") -> int:
+    def log_epochs(
+        self, trial_id: str, config: dict[str, Any], results: list[dict[str, Any]], checkpoint: str = "", outcome: str = ""
+    ) -> int:
         """Log consecutive epochs of a trial in as few requests as MLflow takes (1,000 metrics
         each), and its latest `checkpoint` as a tag with the last (Tune keeps the latest only);
-        epochs already there are skipped. The number of epochs logged."""
+        epochs already there are skipped. With an `outcome`, the trial's end as well: the outcome
+        tag rides on the last request and the run is closed. The number of epochs logged."""
         run_id, last = self.child(trial_id, config), self._logged[trial_id]
         # where the trial ran, once: with its first epoch, or later if that request was cut off
         # after MLflow's log_batch had stored the metrics (it commits them before the tags)
         where = [RunTag(k, str(results[0].get(key, ""))) for key, k in WHERE_TAGS.items()] if results else []
         placed = [] if trial_id in self._placed else where
-        latest = [RunTag(CHECKPOINT_TAG, checkpoint)] if checkpoint else []
+        # a run closed already (a trial restored as unfinished after a killed driver ends again)
+        ending = outcome and self._open[trial_id]
+        last_tags = ([RunTag(CHECKPOINT_TAG, checkpoint)] if checkpoint else []) + (
+            [RunTag(OUTCOME_TAG, outcome)] if ending else []
+        )
         new = []
         for result in results:  # a replay in order: only epochs after the last one logged
             if int(result["epoch"]) > last:
                 new.append(result)
                 last = int(result["epoch"])
-        if not new and placed + latest:
-            self.client.log_batch(run_id, tags=placed + latest)
+        params = self._unparamed.get(trial_id, [])
+        if not new and placed + last_tags + params:
+            self.client.log_batch(run_id, params=params, tags=placed + last_tags)
             self._placed.update([trial_id] if placed else [])
+            self._unparamed.pop(trial_id, None)
         batch: list[Metric] = []
         for i, result in enumerate(new):
             batch += curve_points(result)
             final = i + 1 == len(new)
-            if final or len(batch) + len(CURVES) + len(placed) + len(latest) > MAX_ENTITIES_PER_BATCH:
-                self.client.log_batch(run_id, metrics=batch, tags=placed + (latest if final else []))
-                self._logged[trial_id], batch, placed = int(result["epoch"]), [], []
+            if final or len(batch) + len(CURVES) + len(placed) + len(last_tags) + len(params) > MAX_ENTITIES_PER_BATCH:
+                self.client.log_batch(run_id, metrics=batch, params=params, tags=placed + (last_tags if final else []))
+                self._logged[trial_id], batch, placed, params = int(result["epoch"]), [], [], []
                 self._placed.add(trial_id)
+                self._unparamed.pop(trial_id, None)
+        if ending:
+            self.client.set_terminated(run_id, "FAILED" if outcome == Outcome.FAILED else "FINISHED")
+            self._open[trial_id] = False
         return len(new)
 
     def note_failure(self, trial_id: str, config: dict[str, Any], error: str, final: bool, event: int | None = None) -> None:
@@ -251,15 +297,12 @@ class SweepTracker:
         if error:  # before the count: a retried call rewrites the same file
             self.client.log_text(run_id, error, f"{ERRORS_FOLDER}/failure_{failures}.txt")
         batch = [RunTag(FAILURES_TAG, str(failures)), RunTag(ERROR_TAG, last[:500])]
-        self.client.log_batch(run_id, tags=batch + ([RunTag(FAILURE_EVENT_TAG, str(event))] if event is not None else []))
+        event_tag = [RunTag(FAILURE_EVENT_TAG, str(event))] if event is not None else []
+        self.client.log_batch(run_id, params=self._unparamed.get(trial_id, []), tags=batch + event_tag)
+        self._unparamed.pop(trial_id, None)
 
     def end_trial(self, trial_id: str, config: dict[str, Any], outcome: str) -> None:
-        run_id = self.child(trial_id, config)
-        if not self._open[trial_id]:  # as found or created, and closed by this tracker since
-            return  # already closed: a trial restored as unfinished after a killed driver ends again
-        self.client.set_tag(run_id, OUTCOME_TAG, outcome)
-        self.client.set_terminated(run_id, "FAILED" if outcome == Outcome.FAILED else "FINISHED")
-        self._open[trial_id] = False
+        self.log_epochs(trial_id, config, [], outcome=outcome)
 
     def close_orphans(self) -> int:
         """At the end of a sweep, close child runs still RUNNING: trials the driver had started
