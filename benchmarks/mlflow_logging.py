@@ -14,7 +14,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from sweep.tracking.runs import CURVES, curve_points
+from sweep.tracking.records import curve_points
+from sweep.tracking.schema import CURVES
 from tests.helpers.servers import MlflowServer
 
 from ._timing import table

@@ -29,7 +29,8 @@ from optuna.trial import TrialState, create_trial
 
 from sweep.search.storage import open_storage
 from sweep.spec import validate_spec
-from sweep.tracking.runs import SweepTracker, curve_points
+from sweep.tracking.records import curve_points
+from sweep.tracking.runs import SweepTracker
 from sweep.tracking.schema import OUTCOME_TAG
 
 from ._timing import table

@@ -252,7 +252,7 @@ def test_where_a_trial_ran_reaches_its_run_when_the_first_request_stored_only_th
         "study_trial": 0,
         "train": {"seed": 0, "optimizer": "sgd", "model": "small_cnn"},
     }
-    assert tracker.log_epoch("t1", config, {"epoch": 1, "val_acc": 90.0, "hostname": "box-1"}) is False  # epoch 1 is there
+    assert tracker.log_epochs("t1", config, [{"epoch": 1, "val_acc": 90.0, "hostname": "box-1"}]) == 0  # epoch 1 is there
     tags = client.get_run(run.info.run_id).data.tags
     assert tags["node"] == "box-1" and set(WHERE_TAGS.values()) <= set(tags)
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1]  # not logged twice

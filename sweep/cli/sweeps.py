@@ -92,7 +92,7 @@ def resume(args: argparse.Namespace) -> int:
 
 def _finish(outcome) -> int:
     from ..report.render import render
-    from ..tracking.runs import chosen_text
+    from ..tracking.records import chosen_text
     from ..tuning.signals import exit_status
 
     if outcome.interrupted:

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     from trainers.train import fit
 
-    from ..tracking.runs import RunLogger
+    from ..tracking.records import RunLogger
 
     cfg = config_from_args(args)
     # delay: a run that fails while loading data prints its error, not an empty bar

@@ -20,7 +20,8 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_ENTITIES_PER_BATCH
 
-from ..spec import Arm, SweepSpec, dump_spec, searched
+from ..spec import Arm, SweepSpec, dump_spec
+from .records import chosen_text, curve_points
 from .schema import (
     ARM_TAG,
     BEST_METRICS,
@@ -49,50 +50,11 @@ from .schema import (
 )
 
 
-def curve_points(result: dict[str, Any]) -> list[Metric]:
-    """One epoch's curves as MLflow metrics at `step=epoch`, for one `log_batch` request; stamped
-    with the time Ray Tune received them (its `timestamp`, seconds) where known, so an epoch
-    replayed after an outage keeps its own time."""
-    stamp = int(float(result["timestamp"]) * 1000) if "timestamp" in result else int(time.time() * 1000)
-    return [Metric(key, float(result[key]), stamp, int(result["epoch"])) for key in CURVES if key in result]
-
-
-def chosen_text(best: dict[str, Any]) -> str:
-    """An arm's chosen setting in one line: its mean final accuracies over the seeds it was chosen
-    on, and its searched values (the terminal and the parent run's best.* tags read the same)."""
-    seeds = f" over {best['n']} seed{'s' if best['n'] > 1 else ''}" if best.get("n") else ""
-    val = f"val_acc {best['val_acc']:.2f}%" if best.get("val_acc") is not None else "no val_acc (val_fraction 0)"
-    test = f"test_acc {best['test_acc']:.2f}%" if best.get("test_acc") is not None else "no test_acc"
-    values = ", ".join(f"{k} {v:.4g}" for k, v in searched(best["train"]).items())
-    return f"{val}, {test}{seeds} ({values})"
-
-
-LISTING_PAGE = 1000  # runs per request when the tracker lists a sweep's trial runs
-
-
-class RunLogger:
-    """MLflow logging of a single `sweep train` run (no sweep, no parent): a reporter for fit()."""
-
-    def __init__(self, uri: str, experiment: str, train: dict[str, Any]):
-        self.client = MlflowClient(tracking_uri=uri)
-        found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment, tags=EXPERIMENT_KIND)
-        name = f"{train['optimizer']} {train['model']} (sweep train)"
-        self.run_id = self.client.create_run(experiment_id, run_name=name).info.run_id
-        self.client.log_batch(self.run_id, params=[Param(key, str(value)) for key, value in sorted(train.items())])
-
-    def __call__(self, metrics: dict[str, Any], state: dict[str, Any]) -> None:
-        self.client.log_batch(self.run_id, metrics=curve_points(metrics))
-
-    def end(self, status: str) -> None:
-        self.client.set_tag(self.run_id, OUTCOME_TAG, status)
-        self.client.set_terminated(self.run_id, "FINISHED" if status == Outcome.FINISHED else "FAILED")
-
-
 class SweepTracker:
     """The sweep's MLflow records, found again by their tags after a driver restart."""
 
     _resolving = threading.RLock()  # the experiment and parent, found or created by one thread
+    LISTING_PAGE = 1000  # runs per request when the tracker lists the sweep's trial runs
 
     def __init__(self, spec: SweepSpec):
         self.uri, self.sweep, self._spec_yaml = spec.tracking.mlflow_uri, spec.name, dump_spec(spec, redacted=True)
@@ -186,15 +148,13 @@ class SweepTracker:
         """The Ray trial ids with a run under the parent, in one paged listing (once per reset)."""
         with self._resolving:
             if self._existing is None:
-                query, existing, token = f"tags.`{PARENT_RUN_TAG}` = '{self.parent}'", set(), None
-                while True:
+                query, existing, token = f"tags.`{PARENT_RUN_TAG}` = '{self.parent}'", set(), ""
+                while token is not None:
                     page = self.client.search_runs(
-                        [self.experiment_id], filter_string=query, max_results=LISTING_PAGE, page_token=token
+                        [self.experiment_id], query, max_results=self.LISTING_PAGE, page_token=token or None
                     )
                     existing.update(run.data.tags[TRIAL_TAG] for run in page if TRIAL_TAG in run.data.tags)
-                    if not page.token:
-                        break
-                    token = page.token
+                    token = page.token or None
                 self._existing = existing
             return self._existing
 
@@ -238,10 +198,6 @@ class SweepTracker:
             self.links.link(study, int(number), run_id)
         self._runs[trial_id], self._open[trial_id] = run_id, found.info.status == "RUNNING"
         return run_id
-
-    def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> bool:
-        """Log one epoch's curves in one request; False when that epoch is already there."""
-        return self.log_epochs(trial_id, config, [result]) > 0
 
     def log_epochs(
         self, trial_id: str, config: dict[str, Any], results: list[dict[str, Any]], checkpoint: str = "", outcome: str = ""

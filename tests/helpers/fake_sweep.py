@@ -58,6 +58,6 @@ def log_trial(
         result = {"epoch": epoch, "val_acc": val - (len(test_curve) - epoch), "test_acc": test, "train_loss": 1.0 / epoch}
         if val_loss is not None:
             result["val_loss"] = val_loss + (len(test_curve) - epoch)  # falls to val_loss at the last epoch
-        tracker.log_epoch(trial_id, config, result)
+        tracker.log_epochs(trial_id, config, [result])
     if outcome is not None:
         tracker.end_trial(trial_id, config, outcome)
