@@ -82,9 +82,9 @@ class SweepTracker:
         self._logged: dict[str, int] = {}  # Ray trial id -> last epoch in MLflow
         self._placed: set[str] = set()  # Ray trial ids whose run holds the where-tags
         self._open: dict[str, bool] = {}  # Ray trial id -> its run RUNNING, as found or created
-        # Ray trial ids that have a run in MLflow, read in one listing when first needed: a trial
-        # not in it gets its run without a search per trial (None: not read since the last reset)
-        self._existing: set[str] | None = None
+        # Ray trial id -> its run in MLflow, read in one listing when first needed: a trial not in
+        # it gets its run without a search per trial (None: not read since the last reset)
+        self._existing: dict[str, Run] | None = None
         self._unparamed: dict[str, list[Param]] = {}  # Ray trial id -> params its run still needs
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks; clients reconnect
@@ -144,16 +144,16 @@ class SweepTracker:
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         return run_id
 
-    def _trial_runs(self) -> set[str]:
-        """The Ray trial ids with a run under the parent, in one paged listing (once per reset)."""
+    def _trial_runs(self) -> dict[str, Run]:
+        """The runs under the parent by Ray trial id, in one paged listing (once per reset)."""
         with self._resolving:
             if self._existing is None:
-                query, existing, token = f"tags.`{PARENT_RUN_TAG}` = '{self.parent}'", set(), ""
+                query, existing, token = f"tags.`{PARENT_RUN_TAG}` = '{self.parent}'", {}, ""
                 while token is not None:
                     page = self.client.search_runs(
                         [self.experiment_id], query, max_results=self.LISTING_PAGE, page_token=token or None
                     )
-                    existing.update(run.data.tags[TRIAL_TAG] for run in page if TRIAL_TAG in run.data.tags)
+                    existing.update((run.data.tags[TRIAL_TAG], run) for run in page if TRIAL_TAG in run.data.tags)
                     token = page.token or None
                 self._existing = existing
             return self._existing
@@ -169,7 +169,7 @@ class SweepTracker:
         # A trial the listing does not know has no run: the one writer of trial runs is this
         # journal, and a request whose answer was lost resets the tracker, so the listing is read
         # again before that trial's event is retried.
-        found = self._find(TRIAL_TAG, trial_id) if trial_id in self._trial_runs() else None
+        found = self._trial_runs().get(trial_id)
         number = config.get("study_trial")
         study = Arm.parse(config["arm"]).study_name(self.sweep)
         if found is None:
@@ -180,7 +180,7 @@ class SweepTracker:
             if number is not None:
                 tags.update({STUDY_TAG: study, STUDY_TRIAL_TAG: str(number)})
             found = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-            self._existing.add(trial_id)
+            self._existing[trial_id] = found
             self._logged[trial_id] = 0
         else:
             history = self.client.get_metric_history(found.info.run_id, "val_acc")
