@@ -5,6 +5,7 @@ breaks it, instead of a newcomer finding out from a worker that imports the whol
 """
 
 import ast
+import functools
 import io
 import re
 import subprocess
@@ -101,11 +102,19 @@ def prose(path: Path) -> str:
     return "\n".join(comments + [doc for node in nodes if (doc := ast.get_docstring(node))])
 
 
+@functools.cache
+def _known_names() -> frozenset[str]:
+    """Names of the repository's Markdown and Python files (not those of a virtual environment
+    inside the checkout, which hold thousands and would make a misspelt name look known)."""
+    files = [*ROOT.glob("*.md"), *ROOT.glob("*.py")]
+    files += [p for folder in TOP_FOLDERS for pattern in ("*.md", "*.py") for p in (ROOT / folder).rglob(pattern)]
+    return frozenset(p.name for p in files)
+
+
 @pytest.mark.parametrize("path", _documents(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_path_a_file_names_exists(path):
     text = prose(path)
-    names = set(ROOT.rglob("*.md")) | set(ROOT.rglob("*.py"))
-    known = {p.name for p in names if ".git" not in p.parts}
+    known = _known_names()
     missing = [ref for ref in PATH.findall(text) if not (ROOT / ref).exists() and ref not in NOT_IN_REPO]
     missing += [name for name in DOC_NAME.findall(text) if name not in known | NOT_IN_REPO]
     if path.suffix == ".md":
