@@ -157,6 +157,7 @@ class Applier:
                 if lane.refusals >= REFUSE_AFTER:
                     self._set_aside(lane.items[lane.pos].event, lane.error)
                     lane.pos, lane.refusals, lane.solo = lane.pos + 1, 0, False
+                    delay = RETRY_S[0]  # the journal moved on: the next event starts a fresh backoff
                 else:
                     retry = True
             self._advance(lanes, end, starts, count)
