@@ -9,6 +9,10 @@ import os
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
+# Workers Ray prestarts for a driver can never host a Tune trial (docs/platform.md, "Ray Tune");
+# the sweep's own local Ray turns them off, and so do the Rays the tests' fixtures start.
+os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
+
 import pytest
 import torchvision
 

@@ -70,9 +70,16 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
         # address="local": never attach to a stale cluster record (docs/platform.md); no dashboard;
-        # this machine's cards declared as a cluster node would, for placement by card
+        # this machine's cards declared as a cluster node would, for placement by card; no
+        # prestarted workers, which no trial can use (docs/platform.md, "Ray Tune")
         labels = node_labels(detect_cards())
-        ray.init(address="local", include_dashboard=False, labels=labels, logging_level=logging.WARNING)
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            labels=labels,
+            logging_level=logging.WARNING,
+            _system_config={"prestart_worker_first_driver": False},
+        )
     try:
         yield
     finally:
