@@ -8,11 +8,23 @@ from pathlib import Path
 import pytest
 
 from sweep.cli import build_parser
-from sweep.cli.main import COMMANDS
+from sweep.cli.main import COMMANDS, main
 
 
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def run_here(capsys, *args) -> subprocess.CompletedProcess:
+    """The command's `main` in this process, as the console script calls it (argparse's refusals
+    exit through SystemExit): for the refusals, which would otherwise each pay a fresh
+    interpreter's imports. test_bad_input_exits_2_from_the_console_script runs the real script."""
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["sweep", *args], code, out, err)
 
 
 def test_list_optimizers_names_every_rule():
@@ -22,8 +34,8 @@ def test_list_optimizers_names_every_rule():
     assert names == ["sgd", "ugd", "sam", "asam", "sam_gns"]
 
 
-def test_unknown_listing_exits_2_naming_it():
-    result = run_cli("list", "widgets")
+def test_unknown_listing_exits_2_naming_it(capsys):
+    result = run_here(capsys, "list", "widgets")
     assert result.returncode == 2
     assert "widgets" in result.stderr
 
@@ -50,19 +62,28 @@ def test_train_runs_from_yaml_with_flag_overrides(tmp_path):
         (["--config", "{tmp}/bad.yaml"], "--config "),
     ],
 )
-def test_bad_input_exits_2_with_one_line_naming_the_field(tmp_path, args, named):
+def test_bad_input_exits_2_with_one_line_naming_the_field(tmp_path, capsys, args, named):
     (tmp_path / "bad.yaml").write_text("lr: 0.1\nwidth_multiplier: 2\n- nonsense\n")
-    result = run_cli("train", *[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=tmp_path)
+    result = run_here(capsys, "train", *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("sweep train: ") and named in lines[0]
 
 
-def test_unknown_key_in_yaml_is_named(tmp_path):
+def test_bad_input_exits_2_from_the_console_script(tmp_path):
+    result = run_cli("train", "--optimizer", "adam", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.strip()
+        == "sweep train: optimizer: unknown update rule 'adam'; known: sgd, ugd, sam, asam, sam_gns (got 'adam')"
+    )
+
+
+def test_unknown_key_in_yaml_is_named(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text("dataset: digits\nlearning_rate: 0.1\n")
-    result = run_cli("train", "--config", str(config))
+    result = run_here(capsys, "train", "--config", str(config))
     assert result.returncode == 2
     assert "learning_rate: Extra inputs are not permitted" in result.stderr
 
