@@ -3,7 +3,7 @@ and prints its own table.
 
 - cluster: a simulated cluster (many slots, trials that wait instead of training) through the
   real searcher, journal and MLflow, on SQLite and on an `mlflow server` on PostgreSQL
-  (benchmarks/scale_cluster.py);
+  (benchmarks/scale_cluster.py; quick: both stores in one run);
 - tracking: the journal's capacity and lag, one event per request against batched and parallel
   (benchmarks/scale_tracking.py);
 - search: suggestion latency by study size and driver memory over many trials
@@ -30,12 +30,15 @@ PARTS = {
     "report": [["scale_report"]],
     "sweep": [["scale_sweep"]],
 }
+# quick mode: both stores' sweeps in one interpreter and one local Ray (each start costs seconds
+# of a CI run; the quick figures are not read)
+QUICK_PARTS = {**PARTS, "cluster": [["scale_cluster", "--store", "sqlite", "--store", "postgresql"]]}
 
 
 def main(quick: bool, parts: list[str]) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     for part in parts:
-        for module, *args in PARTS[part]:
+        for module, *args in (QUICK_PARTS if quick else PARTS)[part]:
             print(f"\n== {part}: python -m benchmarks.{module} {' '.join(args)}{' --quick' if quick else ''}", flush=True)
             command = [sys.executable, "-m", f"benchmarks.{module}", *args, *(["--quick"] if quick else [])]
             done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)

@@ -17,8 +17,11 @@ Tune, and tracked into MLflow end to end; the journal's lag (the age of its olde
 applied, sampled every 0.1 s: worst and at the sweep's end); suggestion latency (median and p90
 of ArmSearcher.suggest); the driver's CPU (cores, from its process times) and peak RSS; the
 trials' slot-time fraction spent in their epochs; `sweep report` seconds on the sweep's store.
+Each store's sweep starts a fresh local Ray, except in quick mode (CI: that it runs; its figures
+are not read): 2 slots, 8 trials of 2 epochs, one Ray for all the stores (so a later store's
+driver MiB includes the earlier's) and a server of one worker.
 
-    python -m benchmarks.scale_cluster [--quick] [--slots 24] [--epoch-s 0.1] [--store sqlite|postgresql]
+    python -m benchmarks.scale_cluster [--quick] [--slots 24] [--epoch-s 0.1] [--store sqlite|postgresql ...]
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EPOCH_ENV = "SCALE_EPOCH_S"
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 RULES = ["sgd", "sam", "asam", "sam_gns"]
+SERVER_WORKERS = 4  # as docker/compose.yaml runs `mlflow server` (the last --workers wins)
 
 
 def simulated_fit(cfg, report=None, state=None):
@@ -101,7 +105,7 @@ def make_spec(folder: Path, name: str, trials: int, epochs: int, mlflow_uri: str
 
 
 @contextlib.contextmanager
-def stores(folder: Path, store: str):
+def stores(folder: Path, store: str, server_workers: int):
     """(mlflow_uri, optuna_storage): SQLite files, or an `mlflow server` and Optuna on new
     PostgreSQL databases (dropped after)."""
     if store == "sqlite":
@@ -118,8 +122,8 @@ def stores(folder: Path, store: str):
         admin.execute(f"CREATE DATABASE {db}_optuna")
         server = None
         try:
-            # 4 workers, as docker/compose.yaml runs it (the last --workers wins)
-            server = MlflowServer(folder, backend=f"postgresql://postgres@127.0.0.1:5432/{db}", args=("--workers", "4")).start()
+            backend, args = f"postgresql://postgres@127.0.0.1:5432/{db}", ("--workers", str(server_workers))
+            server = MlflowServer(folder, backend=backend, args=args).start()
             yield server.uri, f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}_optuna"
         finally:
             if server is not None:
@@ -157,9 +161,18 @@ class Probes:
             init(journal, *args, **kwargs)
             probes.journals.append(journal)
 
+        self.originals = append, suggest, init
         Journal.append, ArmSearcher.suggest, Journal.__init__ = timed_append, timed_suggest, kept_init
         self.sampler = threading.Thread(target=self._sample, daemon=True)
         self.sampler.start()
+
+    def close(self) -> None:
+        """Stop sampling and put back what was timed (the next sweep in this process has its own probes)."""
+        from sweep.search.searcher import ArmSearcher
+        from sweep.tracking.journal import Journal
+
+        self.stop.set()
+        Journal.append, ArmSearcher.suggest, Journal.__init__ = self.originals
 
     def lag(self) -> float:
         """Seconds since the oldest event not applied yet was written (0 when all are applied)."""
@@ -175,38 +188,51 @@ class Probes:
             time.sleep(0.1)
 
 
-def run(store: str, slots: int, epoch_s: float, trials: int, epochs: int) -> list[object]:
-    """One sweep on a fresh local Ray of `slots` logical CPUs; its row of figures."""
+@contextlib.contextmanager
+def local_ray(slots: int, epoch_s: float):
+    """A fresh local Ray of `slots` logical CPUs whose workers run `simulated_fit`'s epochs of `epoch_s`."""
+    import ray
+
+    os.environ[EPOCH_ENV] = str(epoch_s)  # the workers Ray starts inherit it
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    ray.init(address="local", num_cpus=slots, include_dashboard=False, logging_level="ERROR")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run(store: str, slots: int, epoch_s: float, trials: int, epochs: int, server_workers: int) -> list[object]:
+    """One sweep on a fresh local Ray of `slots` logical CPUs (or the one already started: quick
+    mode); its row of figures."""
     import ray
 
     from sweep.tuning import driver
 
-    os.environ[EPOCH_ENV] = str(epoch_s)  # the workers Ray starts inherit it
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     folder = Path(tempfile.mkdtemp(prefix=f"scale-cluster-{store}-"))
-    with stores(folder, store) as (mlflow_uri, optuna_storage):
+    with stores(folder, store, server_workers) as (mlflow_uri, optuna_storage):
         spec = make_spec(folder, "scale", trials, epochs, mlflow_uri, optuna_storage)
         probes = Probes()
         driver.train_trial = simulated_trial
-        ray.init(address="local", num_cpus=slots, include_dashboard=False, logging_level="ERROR")
+        session = contextlib.nullcontext() if ray.is_initialized() else local_ray(slots, epoch_s)
         me = psutil.Process()
+        stop_tune = driver.conclude
         try:
-            cpu, start = sum(me.cpu_times()[:2]), time.perf_counter()
-            lag_at_end = [0.0]
-            stop_tune = driver.conclude
+            with session:
+                cpu, start = sum(me.cpu_times()[:2]), time.perf_counter()
+                lag_at_end = [0.0]
 
-            def conclude(*args, **kwargs):  # the moment Tune ends, before the end of the sweep waits
-                lag_at_end[0] = probes.lag()
-                return stop_tune(*args, **kwargs)
+                def conclude(*args, **kwargs):  # the moment Tune ends, before the end of the sweep waits
+                    lag_at_end[0] = probes.lag()
+                    return stop_tune(*args, **kwargs)
 
-            driver.conclude = conclude
-            driver.run_sweep(spec)
-            wall = time.perf_counter() - start
-            cores = (sum(me.cpu_times()[:2]) - cpu) / wall
+                driver.conclude = conclude
+                driver.run_sweep(spec)
+                wall = time.perf_counter() - start
+                cores = (sum(me.cpu_times()[:2]) - cpu) / wall
         finally:
             driver.conclude = stop_tune
-            ray.shutdown()
-            probes.stop.set()
+            probes.close()
         epoch_times = [t for t, is_epoch in probes.appends if is_epoch]
         offered_span = epoch_times[-1] - epoch_times[0]
         reported = len(epoch_times) / offered_span
@@ -249,23 +275,25 @@ HEADER = ["store", "slots", "epochs", "offered/s", "reported/s", "tracked/s", "w
 HEADER += ["suggest ms med/p90", "driver cores", "driver MiB", "slot time in epochs", "report s"]
 
 
-def main(quick: bool = False, slots: int = 24, epoch_s: float = 0.1, store: str = "") -> None:
+def main(quick: bool = False, slots: int = 24, epoch_s: float = 0.1, kinds: tuple[str, ...] = ("sqlite",)) -> None:
     from sweep.tuning.driver import _quiet
 
     _quiet()
-    slots, trials, epochs = (4, 2, 2) if quick else (slots, 50, 10)
-    row = run(store or "sqlite", slots, epoch_s, trials, epochs)
-    print(
-        f"# {len(RULES)} arms x {trials} trials x {epochs} epochs of {epoch_s} s, {slots} slots, local Ray; {store or 'sqlite'}"
-    )
-    print(table(HEADER, [row]))
+    slots, trials, epochs = (2, 2, 2) if quick else (slots, 50, 10)
+    # quick mode (its figures are not read): one Ray for every store's sweep, and a server of one
+    # worker (each start costs seconds); the full run starts a fresh Ray for each
+    server_workers = 1 if quick else SERVER_WORKERS
+    with local_ray(slots, epoch_s) if quick else contextlib.nullcontext():
+        rows = [run(kind, slots, epoch_s, trials, epochs, server_workers) for kind in kinds]
+    print(f"# {len(RULES)} arms x {trials} trials x {epochs} epochs of {epoch_s} s, {slots} slots, local Ray; {', '.join(kinds)}")
+    print(table(HEADER, rows))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 slots, 8 trials of 2 epochs (CI)")
+    parser.add_argument("--quick", action="store_true", help="2 slots, 8 trials of 2 epochs, one Ray for all stores (CI)")
     parser.add_argument("--slots", type=int, default=24, help="logical CPUs of the local Ray: trials at once")
     parser.add_argument("--epoch-s", type=float, default=0.1, help="seconds each simulated epoch waits")
-    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--store", action="append", choices=["sqlite", "postgresql"], help="repeatable (default: sqlite)")
     args = parser.parse_args()
-    main(args.quick, args.slots, args.epoch_s, args.store)
+    main(args.quick, args.slots, args.epoch_s, tuple(args.store or ["sqlite"]))

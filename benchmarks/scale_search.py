@@ -203,7 +203,7 @@ def main(quick: bool, parts: tuple[str, ...] = ("latency", "memory")) -> None:
     if "memory" in parts:
         # 3 epochs a trial: each reported epoch is an Optuna write, and 10,000 trials of 10 took too
         # long under tracemalloc for this machine; what a trial leaves held grows with its epochs
-        trials, every, epochs = (200, 100, 3) if quick else (10_000, 2_000, 3)
+        trials, every, epochs = (20, 10, 3) if quick else (10_000, 2_000, 3)
         print(f"\ndriver memory over {trials:,} simulated trials of {epochs} epochs (searcher, SQLite)")
         print(table(["trials", "MiB held", "ms per trial"], memory_rows(trials, every, epochs)))
 

@@ -174,7 +174,7 @@ def measure(contender: str, trials: int, epochs: int, slots: int) -> dict[str, f
 
 
 def main(quick: bool = False, trials: int = 200, epochs: int = 6, slots: int = 2) -> None:
-    trials, epochs = (10, 2) if quick else (trials, epochs)
+    trials, epochs = (4, 2) if quick else (trials, epochs)
     contenders = [*CONTENDERS] if quick else [*CONTENDERS, "quickstart"]
     measured = {}
     for name in contenders:
@@ -192,7 +192,7 @@ def main(quick: bool = False, trials: int = 200, epochs: int = 6, slots: int = 2
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 trials of 2 epochs each, no quickstart (CI)")
+    parser.add_argument("--quick", action="store_true", help="4 trials of 2 epochs each, no quickstart (CI)")
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per trial (6 of digits at 8x8: about 1.7 s here)")
     parser.add_argument("--slots", type=int, default=2)

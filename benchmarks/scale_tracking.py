@@ -7,10 +7,12 @@ SQLite with 8 threads forced (the journal uses one there: docs/platform.md).
 
 Two figures per store and applier:
 - capacity: trial-epochs per second tracked while applying a backlog (the journal far behind);
-- lag: events arrive at a fixed rate (500 trial-epochs/s, 60 s; quick: 100/s, 2 s) and the
+- lag: events arrive at a fixed rate (500 trial-epochs/s, 60 s; quick: 100/s, 1 s) and the
   journal's lag is sampled every 0.1 s: the age of the oldest event not applied yet.
 The arrival writes the callback's lines, fsync'd once per 10-ms tick: one fsync per event, as the
 callback does, costs the figure printed as "append", which bounds the callback's own rate.
+Quick mode (CI: that it runs; its figures are not read): 20 trials of 10 epochs, a backlog of 200
+events applied for 2 s at most, one store of each kind for all figures, a server of one worker.
 
     python -m benchmarks.scale_tracking [--quick]   # PostgreSQL at 127.0.0.1:5432, user postgres
 """
@@ -206,22 +208,22 @@ def append_cost(root: Path) -> float:
 
 
 def main(quick: bool = False) -> list[list[object]]:
-    rate, seconds = (100.0, 2.0) if quick else (500.0, 60.0)
-    backlog_events, cap_s = (400, 5.0) if quick else (12000, 60.0)
+    rate, seconds = (100.0, 1.0) if quick else (500.0, 60.0)
+    backlog_events, cap_s = (200, 2.0) if quick else (12000, 60.0)
     slots, epochs = (20, 10) if quick else (200, 20)
     root = Path(tempfile.mkdtemp(prefix="scale_tracking_"))
     rounds, before, after = applier.ROUND, "before: 1 event/request", "after: batched"
     # (store, applier, events per round, threads): `before` is the journal as it was
     runs = [("sqlite", before, 1, 1), ("sqlite", after, rounds, 1), ("sqlite", after, rounds, 8)]
     runs += [("postgresql", before, 1, 1), ("postgresql", after, rounds, applier.WORKERS)]
-    rows = []
+    rows, server = [], 1 if quick else SERVER_WORKERS  # quick: one worker starts in half the time
     print(f"# append: {append_cost(root):.2f} ms per event (line + fsync, as the Tune callback writes it)", flush=True)
-    with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin:
+    with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin, Stores(admin, root, quick, server) as stores:
         for store, name, round_size, workers in runs:
             applier.ROUND, figures = round_size, []
             try:
                 for what in ("capacity", "lag"):
-                    with tracking_store(admin, root, store) as spec:
+                    with stores.sweep(store) as spec:
                         if what == "capacity":
                             figures.append(capacity(spec, backlog_events, slots, epochs, cap_s, workers))
                         else:
@@ -231,37 +233,58 @@ def main(quick: bool = False) -> list[list[object]]:
             rows.append([store, name, workers, figures[0], figures[2], figures[1], figures[3]])
             print(f"# {store}, {name}, {workers} threads: done", flush=True)
     print(
-        f"# {slots} trials side by side, {epochs} epochs each; arrival {rate:.0f} trial-epochs/s for {seconds:.0f} s; server: {SERVER_WORKERS} workers"
+        f"# {slots} trials side by side, {epochs} epochs each; arrival {rate:.0f} trial-epochs/s for {seconds:.0f} s; server: {server} workers"
     )
     header = ["store", "applier", "threads", "capacity ep/s", f"ep/s at {rate:.0f}/s", "max lag s", "lag at end s"]
     print(table(header, rows))
     return rows
 
 
-@contextlib.contextmanager
-def tracking_store(admin, root: Path, store: str):
-    """A new sweep's spec on a new SQLite file, or on a new `mlflow server` with a new PostgreSQL
-    database (dropped after), its store and parent run made as the sweep's setup makes them."""
-    tag = f"{store[:2]}{secrets.token_hex(4)}"
-    folder = root / tag
-    folder.mkdir()
-    server = None
-    if store == "sqlite":
-        uri = f"sqlite:///{folder}/mlflow.db"
-    else:
-        admin.execute(f"CREATE DATABASE bench_{tag}")
-        backend = f"postgresql://postgres@127.0.0.1:5432/bench_{tag}"
-        server = MlflowServer(folder, backend=backend, args=("--workers", str(SERVER_WORKERS))).start()
-        uri = server.uri
-    try:
-        spec = make_spec(folder, "scale", uri)
-        optuna.storages.RDBStorage(spec.tracking.optuna_storage)  # the searcher's, made before any trial
-        assert SweepTracker(spec).parent  # the sweep event, before any trial
-        yield spec
-    finally:
-        if server is not None:
-            server.stop(signal.SIGTERM)
-            admin.execute(f"DROP DATABASE IF EXISTS bench_{tag} WITH (FORCE)")
+class Stores(contextlib.ExitStack):
+    """Each figure's sweep on a store of its own (the full run), or in quick mode on the store of
+    its kind made for the first figure, each figure a new sweep (experiment, parent run, journal,
+    studies) there: making a store costs more than a quick figure (SQLite: MLflow's tables and
+    migrations, about 3 s; PostgreSQL: a database and an `mlflow server` start, 6-10 s)."""
+
+    def __init__(self, admin, root: Path, shared: bool, server_workers: int):
+        super().__init__()
+        self.admin, self.root, self.shared, self.server_workers = admin, root, shared, server_workers
+        self.kept: dict[str, tuple[Path, str]] = {}  # quick mode: (folder, MLflow URI) by store kind
+        self.sweeps = 0
+
+    @contextlib.contextmanager
+    def sweep(self, store: str):
+        """A new sweep's spec, its Optuna storage and parent run made as the sweep's setup makes them."""
+        self.sweeps += 1
+        with contextlib.ExitStack() as own:
+            if self.shared and store not in self.kept:
+                self.kept[store] = self.enter_context(self.new(store))
+            folder, uri = self.kept[store] if self.shared else own.enter_context(self.new(store))
+            spec = make_spec(folder, f"scale{self.sweeps}", uri)
+            optuna.storages.RDBStorage(spec.tracking.optuna_storage)  # the searcher's, made before any trial
+            assert SweepTracker(spec).parent  # the sweep event, before any trial
+            yield spec
+
+    @contextlib.contextmanager
+    def new(self, store: str):
+        """(folder, MLflow URI): a new SQLite file, or a new `mlflow server` on a new PostgreSQL
+        database (dropped after)."""
+        tag = f"{store[:2]}{secrets.token_hex(4)}"
+        folder = self.root / tag
+        folder.mkdir()
+        if store == "sqlite":
+            yield folder, f"sqlite:///{folder}/mlflow.db"
+            return
+        self.admin.execute(f"CREATE DATABASE bench_{tag}")
+        server = None
+        try:
+            backend = f"postgresql://postgres@127.0.0.1:5432/bench_{tag}"
+            server = MlflowServer(folder, backend=backend, args=("--workers", str(self.server_workers))).start()
+            yield folder, server.uri
+        finally:
+            if server is not None:
+                server.stop(signal.SIGTERM)
+            self.admin.execute(f"DROP DATABASE IF EXISTS bench_{tag} WITH (FORCE)")
 
 
 if __name__ == "__main__":
