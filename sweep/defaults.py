@@ -23,6 +23,9 @@ STOP_FILE = "stop_request.json"  # in a sweep's folder: `sweep stop` asks the dr
 STATUS_EVERY_S = 30.0  # seconds between a driver's status lines (`--status-every`)
 DATA = "data"  # the data sets' folder (TrainConfig.data_dir)
 RAY_PORT = 6379  # Ray's; Redis often holds it, so it is a flag (sweep cluster head --port)
+# Ray settings of every Ray the service starts (the local one, a cluster's head): no workers
+# prestarted for a driver, since no Tune trial can use them (docs/platform.md, "Ray Tune")
+RAY_SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
 DASHBOARD_HOST, DASHBOARD_PORT = "127.0.0.1", 8265  # loopback: a reachable dashboard runs code
 
 # How each default reads in help texts and field descriptions.

@@ -30,7 +30,9 @@ def node_ip() -> str:
 
 
 def clean_env(home: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+    # without tests/conftest.py's RAY_prestart_worker_first_driver: the head's own Ray settings decide
+    dropped = ("RAY_AUTH", "RAY_ADDRESS", "RAY_prestart_worker_first_driver")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
     return {**env, "HOME": str(home)}
 
 
@@ -77,7 +79,7 @@ def lab(tmp_path_factory):
         )
         processes.append(worker)
         _wait_for(lambda: "RTX-2070" in _status(env, address).stdout, worker, logs / "join.log")
-        yield {"home": home, "env": env, "address": address, "dashboard": dashboard}
+        yield {"home": home, "env": env, "address": address, "dashboard": dashboard, "groups": [p.pid for p in processes]}
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
@@ -138,6 +140,33 @@ def test_a_client_without_the_cluster_token_is_refused(lab, tmp_path):
     for refused in ("no token", "wrong token"):
         assert clients[refused].returncode != 0 and "connected" not in outputs[refused][0], refused
     assert "connected 2.0" in outputs["the token"][0], outputs["the token"][1][-2000:]
+
+
+# A driver on the cluster; then the nodes' raylets (in the nodes' process groups) and the idle
+# workers they started (each worker in a process group of its own, so found as a raylet's child)
+IDLE_PROBE = """
+import os, time, psutil, ray
+ray.init(address="{address}")
+time.sleep(4)  # Ray prestarts its workers as a driver registers
+def in_groups(process):
+    try:
+        return os.getpgid(process.pid) in {groups}
+    except ProcessLookupError:
+        return False
+raylets = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].endswith("/raylet") and in_groups(p)]
+idle = [c for r in raylets for c in r.children() if c.cmdline()[:1] == ["ray::IDLE"]]
+print("raylets", len(raylets), "idle", len(idle))
+"""
+
+
+def test_a_driver_on_the_cluster_finds_no_idle_worker_prestarted_for_it(lab):
+    probe = IDLE_PROBE.format(address=lab["address"], groups=set(lab["groups"]))
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=lab["env"] | {"RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # both nodes seen (so an idle worker would be), none idle: no Tune trial could use one
+    assert done.stdout.split()[-4:] == ["raylets", "2", "idle", "0"], done.stdout
 
 
 def test_sweep_run_on_the_cluster_places_the_model_on_the_card_it_asks_for(lab, tmp_path):

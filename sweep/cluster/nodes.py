@@ -10,6 +10,7 @@ unless told otherwise: whoever reaches a Ray dashboard can run code on the clust
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -22,6 +23,7 @@ import ray
 import ray.util
 from ray._raylet import Config
 
+from .. import defaults
 from ..errors import UserError
 from .cards import Card, NodeCards, cluster_cards, detect_cards, node_labels, parse_card
 
@@ -92,6 +94,8 @@ def start_command(args: argparse.Namespace, head: bool) -> tuple[dict[str, str],
             f"--port={args.port}",
             f"--dashboard-host={args.dashboard_host}",
             f"--dashboard-port={args.dashboard_port}",
+            # the cluster's Ray settings, which the joining nodes read from the head
+            "--system-config=" + json.dumps(defaults.RAY_SYSTEM_CONFIG, separators=(",", ":")),
         ]
     else:
         command += [f"--address={args.head_address}"]

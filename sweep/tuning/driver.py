@@ -23,7 +23,7 @@ from ..cluster import placement
 from ..cluster.cards import cluster_cards, detect_cards, node_labels
 from ..cluster.nodes import use_cluster_token
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
-from ..defaults import SPEC_FILE, STATUS_EVERY_S, STOP_FILE, command
+from ..defaults import RAY_SYSTEM_CONFIG, SPEC_FILE, STATUS_EVERY_S, STOP_FILE, command
 from ..errors import UserError
 from ..search.generator import ArmSearch
 from ..spec import Arm, SweepSpec, dump_spec, load_spec
@@ -70,15 +70,14 @@ def ray_session(address: str | None = None) -> Iterator[None]:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
         # address="local": never attach to a stale cluster record (docs/platform.md); no dashboard;
-        # this machine's cards declared as a cluster node would, for placement by card; no
-        # prestarted workers, which no trial can use (docs/platform.md, "Ray Tune")
+        # this machine's cards declared as a cluster node would, for placement by card
         labels = node_labels(detect_cards())
         ray.init(
             address="local",
             include_dashboard=False,
             labels=labels,
             logging_level=logging.WARNING,
-            _system_config={"prestart_worker_first_driver": False},
+            _system_config=RAY_SYSTEM_CONFIG,
         )
     try:
         yield
