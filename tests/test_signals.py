@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -105,6 +106,29 @@ def test_a_second_signal_or_one_after_tune_ends_the_command_at_once(handlers):
         os.kill(os.getpid(), signal.SIGHUP)  # Tune has finished: nothing left to stop gracefully
         time.sleep(1)
     assert stops.received == signal.SIGHUP
+
+
+def test_a_second_signal_landing_in_a_finalizer_still_ends_the_command(handlers, capsys):
+    # the garbage collector runs weakref callbacks between any two bytecodes, Ray's shutdown too:
+    # a StopNow raised in one cannot leave it, and Python would only print it and carry on
+    def callback(_):
+        os.kill(os.getpid(), signal.SIGTERM)  # the second signal, while the callback runs
+        time.sleep(0.5)
+
+    class Held:
+        pass
+
+    with StopSignals() as stops:
+        with pytest.raises(StopNow):  # the first one, after Tune: at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        held = Held()
+        watch = weakref.ref(held, callback)
+        with pytest.raises(StopNow):
+            del held
+            time.sleep(1)
+    assert watch() is None and "Exception ignored" not in capsys.readouterr().err
+    assert stops.received == signal.SIGTERM
 
 
 def test_an_ignored_signal_stays_ignored(handlers):

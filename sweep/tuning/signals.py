@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 # the first and the second stop signal, whichever they are.
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
 POLL_S = 1.0  # how often the helper looks for a stop request: one stat a second
+RESEND_S = 0.05  # a stop lost in a finalizer is sent again this much later (StopSignals._stop_in_finalizer)
 
 
 class StopNow(BaseException):
@@ -54,6 +56,7 @@ class StopSignals:
         self._saved: dict[int, object] = {}
         self._fitting = threading.Event()
         self._stop_requested = threading.Event()  # set by the first signal, read by the helper thread
+        self._unraisable = None  # the hook this object's stands in front of, while in place
 
     def __enter__(self) -> StopSignals:
         # After ray.init: the core worker's native SIGTERM handler, installed when the driver
@@ -64,6 +67,7 @@ class StopSignals:
                 # an ignored signal stays ignored: `nohup sweep run`, a background job's Ctrl-C
                 if self._saved[signum] is not signal.SIG_IGN:
                     signal.signal(signum, self._handle)
+            self._unraisable, sys.unraisablehook = sys.unraisablehook, self._stop_in_finalizer
         return self
 
     def __exit__(self, *exc) -> None:
@@ -71,6 +75,8 @@ class StopSignals:
             # None: a handler not set from Python, which Python cannot set back
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         self._saved = {}
+        if self._unraisable is not None:
+            sys.unraisablehook, self._unraisable = self._unraisable, None
 
     def fit(self, tuner):
         """tuner.fit() with this object in charge of SIGINT; Tune still handles SIGUSR1 itself."""
@@ -108,6 +114,19 @@ class StopSignals:
             raise StopNow
         self.received = signal.Signals(signum)
         self._stop_requested.set()
+
+    def _stop_in_finalizer(self, unraisable) -> None:
+        """A StopNow raised while the main thread ran a finalizer or a weakref callback (the
+        garbage collector runs them between any two bytecodes) cannot leave it: Python would
+        print it as "Exception ignored" and carry on. The signal is sent again instead, from a
+        thread a moment later (sent from here, its handler would run in this hook, as stuck), and
+        lands in the code the finalizer interrupted."""
+        if isinstance(unraisable.exc_value, StopNow) and self.received is not None:
+            again = threading.Timer(RESEND_S, os.kill, (os.getpid(), self.received))
+            again.daemon = True
+            again.start()
+            return
+        self._unraisable(unraisable)
 
     def _stop_tune(self) -> None:
         """Once a stop signal came, send Tune its stop signal as soon as its handler is in place:
