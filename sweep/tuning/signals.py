@@ -57,6 +57,7 @@ class StopSignals:
         self._fitting = threading.Event()
         self._stop_requested = threading.Event()  # set by the first signal, read by the helper thread
         self._unraisable = None  # the hook this object's stands in front of, while in place
+        self._again: threading.Timer | None = None  # a stop being sent again (_stop_in_finalizer)
 
     def __enter__(self) -> StopSignals:
         # After ray.init: the core worker's native SIGTERM handler, installed when the driver
@@ -71,6 +72,8 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._again is not None:
+            self._again.cancel()  # not after the handlers are gone: the default would kill the command
         for signum, handler in self._saved.items():
             # None: a handler not set from Python, which Python cannot set back
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
@@ -122,9 +125,9 @@ class StopSignals:
         thread a moment later (sent from here, its handler would run in this hook, as stuck), and
         lands in the code the finalizer interrupted."""
         if isinstance(unraisable.exc_value, StopNow) and self.received is not None:
-            again = threading.Timer(RESEND_S, os.kill, (os.getpid(), self.received))
-            again.daemon = True
-            again.start()
+            self._again = threading.Timer(RESEND_S, os.kill, (os.getpid(), self.received))
+            self._again.daemon = True
+            self._again.start()
             return
         self._unraisable(unraisable)
 
