@@ -9,14 +9,16 @@ import os
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
-# Workers Ray prestarts for a driver can never host a Tune trial (docs/platform.md, "Ray Tune");
-# the sweep's own local Ray turns them off, and so do the Rays the tests' fixtures start.
-os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
-
 import pytest
 import torchvision
 
+from helpers.ray_env import RAY_SETTINGS_ENV
 from trainers.data.cifar_format import write_cifar
+
+# The Rays the tests' fixtures start get the service's own Ray settings (no prestarted workers,
+# which no Tune trial can use: docs/platform.md, "Ray Tune"); subprocesses inherit them.
+for _name, _value in RAY_SETTINGS_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture

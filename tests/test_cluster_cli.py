@@ -16,6 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from helpers.listening import listening_addresses
+from helpers.ray_env import without_ray_settings
 from helpers.servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -30,9 +31,10 @@ def node_ip() -> str:
 
 
 def clean_env(home: Path) -> dict[str, str]:
-    # without tests/conftest.py's RAY_prestart_worker_first_driver: the head's own Ray settings decide
-    dropped = ("RAY_AUTH", "RAY_ADDRESS", "RAY_prestart_worker_first_driver")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
+    # without tests/conftest.py's Ray settings: the head's own decide
+    env = {
+        key: value for key, value in without_ray_settings(os.environ).items() if not key.startswith(("RAY_AUTH", "RAY_ADDRESS"))
+    }
     return {**env, "HOME": str(home)}
 
 

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from helpers.ray_env import without_ray_settings
+
 pytestmark = pytest.mark.slow
 
 # Counts the idle workers the raylet (a child of this process, with the GCS) has started with no
@@ -21,7 +23,7 @@ print("idle", len(idle))
 
 
 def idle_workers(start: str, stop: str) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_prestart_worker_first_driver"}  # Ray's default
+    env = without_ray_settings(os.environ)  # Ray's defaults, unless the probe's start sets its own
     probe = PROBE.format(start=start, stop=stop)
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
