@@ -131,6 +131,32 @@ def test_a_second_signal_landing_in_a_finalizer_still_ends_the_command(handlers,
     assert stops.received == signal.SIGTERM
 
 
+LATE_STOP = """
+import os, signal, sys, time
+from sweep.tuning.signals import StopNow, StopSignals, as_command
+if sys.argv[1] == "command":
+    as_command()
+with StopSignals() as stops:
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)  # the sweep stopped by a first signal
+        time.sleep(5)
+    except StopNow:
+        pass
+print("given back", flush=True)
+os.kill(os.getpid(), signal.SIGTERM)  # a second one in the command's last lines
+time.sleep(5)
+print("carried on", flush=True)
+"""
+
+
+@pytest.mark.parametrize("role, status", [("command", 129), ("in-process", -signal.SIGTERM)])
+def test_after_a_stopped_sweep_the_command_ends_with_the_first_signals_status(role, status):
+    # the command keeps a stop's meaning to its end (SIGHUP's status, 129); an in-process caller
+    # gets the handlers it had, here the default: killed by the SIGTERM
+    done = subprocess.run([sys.executable, "-c", LATE_STOP, role], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (status, "given back\n"), done.stderr
+
+
 def test_an_ignored_signal_stays_ignored(handlers):
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
     try:

@@ -406,9 +406,10 @@ def test_a_server_that_never_returns_leaves_a_journal_that_sweep_sync_replays(tm
     out = capsys.readouterr().out
     folder = spec.checkpoints.path / spec.name
     left = backlog(folder)
-    # killed right after the first epoch reached it: most are left (a batch of the journal, which
-    # carries every epoch of a trial it has, may have taken a few more with the first)
-    assert left.epochs >= epochs
+    # killed once the first epoch reached it: how many more the journal sent before the server was
+    # gone depends on the machine's load; some are left, and assert_complete finds them all after
+    # the replay
+    assert left.epochs >= 1
     assert outcome.unsynced in out
     assert (
         f"{left.events} tracking events ({left.epochs} epochs of 2 trials) are not in MLflow at {server.uri}" in outcome.unsynced

@@ -12,6 +12,11 @@ trials reported is kept either way (docs/platform.md, Ray Tune).
 `sweep stop NAME` asks the same from another terminal or machine: it writes a stop request
 (defaults.STOP_FILE) into the sweep's folder, which the helper thread polls for; the driver then
 stops exactly as for a first SIGTERM, and exits with SIGTERM's status, 143.
+
+In the `sweep` command (as_command) a stopped sweep keeps a stop signal's meaning to the end of
+the process: the handlers that come back after the sweep would be the defaults (Ray's native one
+cannot be set back from Python), and a second SIGTERM in the command's last lines would kill it
+by the signal instead of ending it with the first one's status.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
 POLL_S = 1.0  # how often the helper looks for a stop request: one stat a second
 RESEND_S = 0.05  # a stop lost in a finalizer is sent again this much later (StopSignals._stop_in_finalizer)
+_command = False  # the sweep is this process's whole job: as_command()
 
 
 class StopNow(BaseException):
@@ -41,6 +47,24 @@ class StopNow(BaseException):
 def exit_status(signum: int | None) -> int:
     """The exit status of a sweep stopped by `signum`; 130 (Ctrl-C's) when no signal was seen."""
     return EXIT_STATUS.get(signum, EXIT_STATUS[signal.SIGINT])
+
+
+def as_command() -> None:
+    """Mark this process as the `sweep` command, which ends with its sweep: once a stop signal has
+    stopped a sweep, a further one after StopSignals has ended exits at once with the first one's
+    status, instead of the handlers that were there (in-process callers, the Python API, get
+    theirs back)."""
+    global _command
+    _command = True
+
+
+def _exit_now(status: int):
+    def handler(signum: int, frame) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)  # at once, as a second signal during the sweep: nothing is left to save
+
+    return handler
 
 
 class StopSignals:
@@ -74,7 +98,10 @@ class StopSignals:
     def __exit__(self, *exc) -> None:
         if self._again is not None:
             self._again.cancel()  # not after the handlers are gone: the default would kill the command
+        stopped = _exit_now(exit_status(self.received)) if _command and self.received is not None else None
         for signum, handler in self._saved.items():
+            if stopped and signum in EXIT_STATUS and handler is not signal.SIG_IGN:
+                handler = stopped
             # None: a handler not set from Python, which Python cannot set back
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         self._saved = {}
