@@ -4,6 +4,8 @@ metrics, each Ray node has a run of MLflow's system metrics, the report adds Opt
 `sweep ui --optuna` serves the studies (docs/architecture.md, Names a user sees)."""
 
 import json
+import logging
+import logging.handlers
 import signal
 import subprocess
 import sys
@@ -45,17 +47,20 @@ def swept(tmp_path_factory):
         },
         tracking=tracking,
     )
+    # the local node's monitor is a thread of the driver: what MLflow's monitor says, kept
+    said = logging.handlers.BufferingHandler(capacity=100_000)
+    logging.getLogger("mlflow").addHandler(said)
     ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False)
     try:
         outcome = run_sweep(spec)
-        logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-        log_text = "\n".join(path.read_text(errors="replace") for path in logs.glob("worker-*") if path.is_file())
     finally:
         ray.shutdown()
+        logging.getLogger("mlflow").removeHandler(said)
+    log_text = "\n".join(record.getMessage() for record in said.buffer)
     assert not outcome.interrupted and outcome.failed == 0
     client = MlflowClient(spec.tracking.mlflow_uri)
     found = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
-    return {"spec": spec, "outcome": outcome, "client": client, "runs": found, "worker_logs": log_text, "tmp": tmp_path}
+    return {"spec": spec, "outcome": outcome, "client": client, "runs": found, "monitor_logs": log_text, "tmp": tmp_path}
 
 
 def by_role(swept, role):
@@ -113,7 +118,7 @@ def test_each_node_has_a_run_of_system_metrics_under_the_parent(swept):
     history = swept["client"].get_metric_history(node.info.run_id, "system/cpu_utilization_percentage")
     assert len(history) >= 2 and all(0 <= m.value <= 100 * 64 for m in history)
     assert node.data.metrics["system/system_memory_usage_megabytes"] > 0
-    assert swept["worker_logs"] and "database is locked" not in swept["worker_logs"]  # the monitor's writes beside the driver's
+    assert "database is locked" not in swept["monitor_logs"]  # the monitor's writes beside the journal's
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA card")

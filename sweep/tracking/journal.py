@@ -12,11 +12,13 @@ that failed (short HTTP attempts, a capped backoff between them) and Tune's loop
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +211,16 @@ def close_journal(journal: Journal) -> None:
 _http_lock = threading.Lock()
 _http_users = 0
 _saved_http: dict[str, str | None] = {}
+
+
+@contextlib.contextmanager
+def short_http() -> Iterator[None]:
+    """SHORT_HTTP for MLflow calls of this process in the block, as while an applier runs."""
+    _short_http(+1)
+    try:
+        yield
+    finally:
+        _short_http(-1)
 
 
 def _short_http(change: int) -> None:

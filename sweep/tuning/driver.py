@@ -49,6 +49,8 @@ _USERS_ENV = frozenset(os.environ)  # a value the user set before starting wins 
 def _quiet() -> None:
     """Keep the terminal for the sweep's own progress lines."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # the driver's node monitor (sweep/tuning/system_metrics.py) says when it starts and stops
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     # one checkpoint per epoch of short trials makes Tune warn about snapshot frequency
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # MLflow holds the curves: no CSV and TensorBoard copy of every result written by the
