@@ -4,11 +4,13 @@ ran (its parent run's artifact), each arm's cell and the comparisons of the refe
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.tracking import MlflowClient
 
 from ..compare.seeds import judge
@@ -96,8 +98,16 @@ def load_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[
 
 def _spec_of(client: MlflowClient, parent_id: str) -> SweepSpec:
     """The spec the sweep ran, as its parent run keeps it (passwords redacted)."""
-    with tempfile.TemporaryDirectory() as folder:
-        return load_spec(Path(client.download_artifacts(parent_id, SPEC_ARTIFACT, folder)))
+    bar, users = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    os.environ[bar] = "false"  # MLflow's progress bar for one small file is noise on the report's terminal
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            return load_spec(Path(client.download_artifacts(parent_id, SPEC_ARTIFACT, folder)))
+    finally:
+        if users is None:
+            os.environ.pop(bar, None)
+        else:
+            os.environ[bar] = users
 
 
 def build_report(uri: str, name: str) -> SweepReport:
