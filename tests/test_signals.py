@@ -134,14 +134,14 @@ def test_a_second_signal_landing_in_a_finalizer_still_ends_the_command(handlers,
 LATE_STOP = """
 import os, signal, sys, time
 from sweep.tuning.signals import StopNow, StopSignals, as_command
-if sys.argv[1] == "command":
-    as_command()
-with StopSignals() as stops:
-    try:
-        os.kill(os.getpid(), signal.SIGHUP)  # the sweep stopped by a first signal
-        time.sleep(5)
-    except StopNow:
-        pass
+import contextlib
+with as_command() if sys.argv[1] == "command" else contextlib.nullcontext():
+    with StopSignals() as stops:
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)  # the sweep stopped by a first signal
+            time.sleep(5)
+        except StopNow:
+            pass
 print("given back", flush=True)
 os.kill(os.getpid(), signal.SIGTERM)  # a second one in the command's last lines
 time.sleep(5)

@@ -164,3 +164,41 @@ def test_sweep_ui_optuna_serves_the_sweep_s_studies_on_loopback(swept, tmp_path)
             server.kill()
             pytest.fail(f"Ctrl-C did not stop `sweep ui --optuna` in 60 s; its output:\n{log.read_text()}")
     assert "http://127.0.0.1:" in log.read_text()
+
+
+# A WSGI app that is sent Ctrl-C while it answers (as a user's Ctrl-C can land); one request
+# from a thread, then the server in the main thread, where Python runs signal handlers.
+STOPPED_MID_REQUEST = """
+import json, os, signal, sys, threading, time, urllib.request
+from sweep.cli.ui import serve_until_stopped
+
+def app(environ, start_response):
+    os.kill(os.getpid(), signal.{signal})
+    time.sleep(0.2)  # the handler runs while the answer is being made
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"answered"]
+
+def client():
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:{port}/", timeout=10) as answer:
+                print(answer.status, answer.read().decode(), flush=True)
+            return
+        except OSError:
+            time.sleep(0.05)
+
+asking = threading.Thread(target=client, daemon=True)
+asking.start()
+serve_until_stopped(app, {port})
+asking.join(10)
+print("stopped", flush=True)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_stop_signal_landing_mid_request_answers_it_and_stops_the_dashboard(signum):
+    # optuna-dashboard's own server logged a Ctrl-C landing in a request as that request's
+    # error and served on, for ever (seen under load)
+    script = STOPPED_MID_REQUEST.format(signal=signum.name, port=free_port())
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.splitlines() == ["200 answered", "stopped"], done.stderr[-2000:]

@@ -80,18 +80,18 @@ def run(args: argparse.Namespace) -> int:
     from .. import api
     from ..tuning.signals import as_command
 
-    as_command()  # a stop signal keeps its exit status to the command's end
-    return _finish(api.run(args.spec, args.overrides, args.address, status_every=args.status_every))
+    with as_command():  # a stop signal keeps its exit status to the command's end
+        return _finish(api.run(args.spec, args.overrides, args.address, status_every=args.status_every))
 
 
 def resume(args: argparse.Namespace) -> int:
     from .. import api
     from ..tuning.signals import as_command
 
-    as_command()
-    return _finish(
-        api.resume(args.name, args.overrides, storage=args.storage, address=args.address, status_every=args.status_every)
-    )
+    with as_command():
+        return _finish(
+            api.resume(args.name, args.overrides, storage=args.storage, address=args.address, status_every=args.status_every)
+        )
 
 
 def _finish(outcome) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from .. import defaults
@@ -18,6 +19,8 @@ from ..redact import redact
 from .sweeps import add_report_arguments
 
 PORTS = {"mlflow": 5000, "optuna": 8080}  # each UI's own default
+STOPS = (signal.SIGINT, signal.SIGTERM)  # end the Optuna dashboard between two requests
+STOP_POLL_S = 0.5  # how long a stop waits at most when no request comes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +50,7 @@ def experiment_path(uri: str, name: str | None) -> str:
 
 def optuna_ui(args: argparse.Namespace) -> int:
     """optuna-dashboard on 127.0.0.1, in this process (Ctrl-C stops it)."""
-    from optuna_dashboard import run_server
+    from optuna_dashboard import wsgi
 
     from .. import api
 
@@ -57,9 +60,33 @@ def optuna_ui(args: argparse.Namespace) -> int:
     storage = saved.tracking.optuna_storage if saved else defaults.absolute_sqlite(defaults.optuna_storage())
     port = args.port or PORTS["optuna"]
     studies = f" (studies {args.name}/MODEL/RULE)" if args.name else ""
+    app = wsgi(storage)
     print(f"optuna-dashboard for {redact(storage)}{studies}: http://127.0.0.1:{port}/dashboard  (Ctrl-C stops it)", flush=True)
-    run_server(storage, host="127.0.0.1", port=port)
+    serve_until_stopped(app, port)
     return 0
+
+
+def serve_until_stopped(app, port: int) -> None:
+    """Serve the WSGI `app` on 127.0.0.1:`port`, one request at a time, until Ctrl-C or SIGTERM.
+    Not optuna-dashboard's own run_server: its server (wsgiref's) logs a KeyboardInterrupt raised
+    while it answers a request as that request's error and serves on (docs/platform.md, Optuna);
+    here a stop signal only sets a flag, read between requests."""
+    from wsgiref.simple_server import make_server
+
+    stops: list[int] = []
+    saved = {signum: signal.signal(signum, lambda signum, frame: stops.append(signum)) for signum in STOPS}
+    try:
+        try:
+            server = make_server("127.0.0.1", port, app)
+        except OSError as err:
+            raise UserError([f"port: cannot listen on 127.0.0.1:{port} ({err.strerror})"]) from None
+        with server:
+            server.timeout = STOP_POLL_S
+            while not stops:
+                server.handle_request()
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,11 +21,13 @@ by the signal instead of ending it with the first one's status.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 # What the command exits with after each stop signal: 128 + its number, as a shell reports a
@@ -36,7 +38,7 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
 POLL_S = 1.0  # how often the helper looks for a stop request: one stat a second
 RESEND_S = 0.05  # a stop lost in a finalizer is sent again this much later (StopSignals._stop_in_finalizer)
-_command = False  # the sweep is this process's whole job: as_command()
+_command = False  # within as_command(): the sweep is this process's whole job
 
 
 class StopNow(BaseException):
@@ -49,13 +51,18 @@ def exit_status(signum: int | None) -> int:
     return EXIT_STATUS.get(signum, EXIT_STATUS[signal.SIGINT])
 
 
-def as_command() -> None:
-    """Mark this process as the `sweep` command, which ends with its sweep: once a stop signal has
-    stopped a sweep, a further one after StopSignals has ended exits at once with the first one's
-    status, instead of the handlers that were there (in-process callers, the Python API, get
-    theirs back)."""
+@contextlib.contextmanager
+def as_command() -> Iterator[None]:
+    """The block is the `sweep` command, which ends with its sweep: once a stop signal has stopped
+    a sweep, a further one after StopSignals has ended exits at once with the first one's status,
+    to the end of the process, instead of the handlers that were there (in-process callers, the
+    Python API and the tests' calls of the command's `main`, get theirs back)."""
     global _command
     _command = True
+    try:
+        yield
+    finally:
+        _command = False
 
 
 def _exit_now(status: int):
