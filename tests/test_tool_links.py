@@ -7,6 +7,7 @@ import json
 import logging
 import logging.handlers
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -20,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from helpers.fake_sweep import ray_sweep_spec
 from helpers.servers import free_port, wait_for_http
+from sweep.cli.main import main
 from sweep.report.render import write_report
 from sweep.spec import Arm
 from sweep.tuning.driver import run_sweep
@@ -202,3 +204,18 @@ def test_a_stop_signal_landing_mid_request_answers_it_and_stops_the_dashboard(si
     script = STOPPED_MID_REQUEST.format(signal=signum.name, port=free_port())
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.splitlines() == ["200 answered", "stopped"], done.stderr[-2000:]
+
+
+def test_no_studies_or_a_port_in_use_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default Optuna storage, ./optuna.db
+    assert main(["ui", "--optuna"]) == 2
+    default = f"sqlite:///{tmp_path}/optuna.db"
+    assert capsys.readouterr().err == f"optuna_storage: no Optuna studies at {default} (no sweep has run with it)\n"
+    assert not (tmp_path / "optuna.db").exists()  # not created by looking
+    optuna.create_study(storage=default)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--optuna", "--port", str(port)]) == 2
+    assert capsys.readouterr().err == f"port: cannot listen on 127.0.0.1:{port} (Address already in use)\n"

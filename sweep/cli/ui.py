@@ -12,6 +12,7 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 from .. import defaults
 from ..errors import UserError
@@ -60,7 +61,12 @@ def optuna_ui(args: argparse.Namespace) -> int:
     storage = saved.tracking.optuna_storage if saved else defaults.absolute_sqlite(defaults.optuna_storage())
     port = args.port or PORTS["optuna"]
     studies = f" (studies {args.name}/MODEL/RULE)" if args.name else ""
-    app = wsgi(storage)
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
+        raise UserError([f"optuna_storage: no Optuna studies at {storage} (no sweep has run with it)"])
+    try:
+        app = wsgi(storage)
+    except Exception as err:  # noqa: BLE001 (a server or file that cannot be opened: one line, not a traceback)
+        raise UserError([f"optuna_storage: cannot open {redact(storage)} ({type(err).__name__})"]) from None
     print(f"optuna-dashboard for {redact(storage)}{studies}: http://127.0.0.1:{port}/dashboard  (Ctrl-C stops it)", flush=True)
     serve_until_stopped(app, port)
     return 0
