@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from .conclude import SweepOutcome, conclude
 from .live import LiveStatus
 from .progress import Progress
 from .scheduler import build_scheduler
-from .signals import StopNow, StopSignals
+from .signals import StopNow, StopSignals, sigterm_again
 from .system_metrics import node_monitors
 from .trainable import train_trial
 
@@ -81,10 +82,12 @@ def ray_session(address: str | None = None) -> Iterator[None]:
             logging_level=logging.WARNING,
             _system_config=RAY_SYSTEM_CONFIG,
         )
+    rays_own = signal.getsignal(signal.SIGTERM)
     try:
         yield
     finally:
         ray.shutdown()
+        sigterm_again(rays_own)
 
 
 def _trainable(spec: SweepSpec):
@@ -251,6 +254,7 @@ def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every
                 # seconds, and a second signal in them must end the command at once too, not find
                 # the handler Ray left (a bare exit with the signal's number, or a kill).
                 ray.shutdown()
+                sigterm_again()
         except StopNow:  # what the trials reported is in the journal, fsync'd per event
             outcome = SweepOutcome(spec.name, interrupted=True, at_once=True)
         outcome.signal, outcome.requested = stops.received, stops.requested

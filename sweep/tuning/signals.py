@@ -65,6 +65,19 @@ def as_command() -> Iterator[None]:
         _command = False
 
 
+def sigterm_again(rays_own=None) -> None:
+    """Call after ray.shutdown(): it puts SIGTERM's action back, at the OS level, to what it was
+    before ray.init (by default: the process is killed), while Python still reports the handler
+    it had, and a SIGTERM then kills the command under it (seen: a second signal once a stopped
+    sweep's Ray had shut down). Set that handler again; where it is Ray's own (`rays_own`, the
+    handler ray.init left), the default, which is what the OS now has."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    if handler is not None:  # None: not set from Python, which Python cannot set again
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if handler is rays_own else handler)
+
+
 def _exit_now(status: int):
     def handler(signum: int, frame) -> None:
         sys.stdout.flush()
