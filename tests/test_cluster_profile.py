@@ -64,7 +64,7 @@ def server(databases, tmp_path_factory):
         args=("--app-name", "basic-auth", "--serve-artifacts", "--artifacts-destination", str(root / "artifacts")),
         env=env,
     )
-    server.args += ("--allowed-hosts", f"127.0.0.1:{server.port},localhost:{server.port}")
+    server.args += ("--allowed-hosts", "127.0.0.1:{port},localhost:{port}")
     server.start()
     url, port = server.uri, server.port
     yield {"url": url, "port": port, "password": password}
