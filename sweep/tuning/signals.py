@@ -14,9 +14,10 @@ trials reported is kept either way (docs/platform.md, Ray Tune).
 stops exactly as for a first SIGTERM, and exits with SIGTERM's status, 143.
 
 In the `sweep` command (as_command) a stopped sweep keeps a stop signal's meaning to the end of
-the process: the handlers that come back after the sweep would be the defaults (Ray's native one
-cannot be set back from Python), and a second SIGTERM in the command's last lines would kill it
-by the signal instead of ending it with the first one's status.
+the process: the handlers that would come back after the sweep are Ray's (a `sys.exit` with the
+signal's number) or, once Ray has shut down, the default, and a second SIGTERM in the command's
+last lines would end it with neither the first one's status nor its last lines. ray.shutdown()
+also resets SIGTERM under Python's handler (sigterm_again, docs/platform.md, Ray Tune).
 """
 
 from __future__ import annotations
