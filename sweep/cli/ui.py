@@ -79,13 +79,13 @@ def serve_until_stopped(app, port: int) -> None:
     here a stop signal only sets a flag, read between requests."""
     from wsgiref.simple_server import make_server
 
+    try:
+        server = make_server("127.0.0.1", port, app)
+    except OSError as err:
+        raise UserError([f"port: cannot listen on 127.0.0.1:{port} ({err.strerror})"]) from None
     stops: list[int] = []
     saved = {signum: signal.signal(signum, lambda signum, frame: stops.append(signum)) for signum in STOPS}
     try:
-        try:
-            server = make_server("127.0.0.1", port, app)
-        except OSError as err:
-            raise UserError([f"port: cannot listen on 127.0.0.1:{port} ({err.strerror})"]) from None
         with server:
             server.timeout = STOP_POLL_S
             while not stops:
