@@ -3,6 +3,7 @@
 stop` then `sweep resume`, and `sweep resume --set` extending the finished sweep. One sweep lives
 through all of it (module-scoped fixtures, one stage each), on a real local Ray with SQLite stores."""
 
+import contextlib
 import json
 import re
 import subprocess
@@ -10,11 +11,13 @@ import sys
 import time
 
 import optuna
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
 from helpers.figures import logged_epochs
 from sweep.spec import Arm
+from sweep.tuning.signals import POLL_S
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +46,7 @@ def cli(folder, *args, timeout=300):
     return subprocess.run(sweep(*args), cwd=folder, capture_output=True, text=True, timeout=timeout)
 
 
-def wait_for(path, pattern, proc, timeout=240):
+def wait_for(path, pattern, proc, timeout=240, poll=0.2):
     """The first line of the file matching `pattern`, written by the running `proc`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -51,7 +54,7 @@ def wait_for(path, pattern, proc, timeout=240):
         if found:
             return found
         assert proc.poll() is None, path.read_text()
-        time.sleep(0.2)
+        time.sleep(poll)
     raise AssertionError(f"no {pattern!r} in {path.read_text()}")
 
 
@@ -67,31 +70,60 @@ def children(folder):
     return client, trials, [r for r in found if r.data.tags.get("sweep.role") == "parent"]
 
 
+@contextlib.contextmanager
+def frozen(driver: int):
+    """The trial workers under the sweep's driver held still (SIGSTOP) until the block ends, so
+    the sweep cannot finish while the test looks at it and asks it to stop; the command lines
+    still answer."""
+    workers = [
+        p
+        for p in psutil.Process(driver).children(recursive=True)
+        if p.cmdline()[:1] and p.cmdline()[0].startswith("ray::ImplicitFunc")
+    ]
+    assert workers, "no trial worker under the driver"
+    for worker in workers:
+        worker.suspend()
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.resume()
+
+
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory):
-    """`sweep run` in the background; once a trial has finished, `sweep status` and `sweep list
-    sweeps` from another terminal, then `sweep stop`."""
+    """`sweep run` in the background; once its last trial has started, `sweep status` and `sweep
+    list sweeps` from another terminal, then `sweep stop`: a stop during a sweep's last trial,
+    which must leave it stopped, not finished (docs/platform.md, "Ray Tune")."""
     folder = tmp_path_factory.mktemp("ops")
     (folder / "spec.yaml").write_text(SPEC)
     log = folder / "run.log"
     with open(log, "w") as out:
         run = subprocess.Popen(sweep("run", "spec.yaml", "--status-every", "1"), cwd=folder, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for(log, r"^\[1/4\] .*finished", run)
-        # at once, as three terminals would: the sweep has about three trials left
-        asked = {
-            "status": ("status", NAME),
-            "list": ("list", "sweeps"),
-            "resume": ("resume", NAME),  # a second driver on the running sweep: refused
-        }
-        started = {
-            key: subprocess.Popen(sweep(*args), cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for key, args in asked.items()
-        }
-        seen = {key: subprocess.CompletedProcess(proc.args, 0, *proc.communicate(timeout=120)) for key, proc in started.items()}
-        for key, proc in started.items():
-            seen[key].returncode = proc.returncode
-        seen["stop"] = cli(folder, "stop", NAME)
+        wait_for(log, r"^\[3/4\] .*started", run, poll=0.02)
+        with frozen(run.pid):
+            assert "[4/4]" not in log.read_text(), "the last trial ended before its worker was held"
+            # at once, as three terminals would
+            asked = {
+                "status": ("status", NAME),
+                "list": ("list", "sweeps"),
+                "resume": ("resume", NAME),  # a second driver on the running sweep: refused
+            }
+            started = {
+                key: subprocess.Popen(sweep(*args), cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for key, args in asked.items()
+            }
+            seen = {
+                key: subprocess.CompletedProcess(proc.args, 0, *proc.communicate(timeout=120)) for key, proc in started.items()
+            }
+            for key, proc in started.items():
+                seen[key].returncode = proc.returncode
+            stop = subprocess.Popen(sweep("stop", NAME), cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert stop.stdout.readline().startswith(f"asked sweep {NAME} "), stop.stderr.read()
+            time.sleep(3 * POLL_S)  # the driver has seen the request before the trial can go on
+        seen["stop"] = subprocess.CompletedProcess(stop.args, 0, *stop.communicate(timeout=120))
+        seen["stop"].returncode = stop.returncode
         seen["exit"] = run.wait(timeout=120)
     finally:
         run.kill()
@@ -131,10 +163,10 @@ def test_status_and_list_see_the_sweep_while_it_runs(stopped):
     status, listing = stopped["status"], stopped["list"]
     assert status.returncode == 0, status.stderr
     head = status.stdout.splitlines()[0]
-    found = re.match(r"status ops: running, .*; 1 running, ([1-3])/4 trials, (\d+)/(\d+) epochs$", head)
+    found = re.match(r"status ops: running, .*; 1 running, 3/4 trials, (\d+)/(\d+) epochs$", head)
     assert found, status.stdout
-    assert EPOCHS <= int(found[2]) < int(found[3]) <= 4 * EPOCHS
-    assert re.search(rf"^{NAME} +running +2 arms, [0-3]/4 trials, started \d{{4}}-", listing.stdout, re.MULTILINE), listing.stdout
+    assert 3 * EPOCHS <= int(found[1]) < int(found[2]) == 4 * EPOCHS
+    assert re.search(rf"^{NAME} +running +2 arms, 3/4 trials, started \d{{4}}-", listing.stdout, re.MULTILINE), listing.stdout
     assert f"mlflow sqlite:///{stopped['folder']}/mlflow.db" in listing.stdout
 
 

@@ -59,14 +59,18 @@ def _results(spec: SweepSpec, results: tune.ResultGrid) -> tuple[dict[str, list[
     return search, ended, trains
 
 
-def conclude(spec: SweepSpec, tracker: SweepTracker, results: tune.ResultGrid) -> SweepOutcome:
+def conclude(spec: SweepSpec, tracker: SweepTracker, results: tune.ResultGrid, stopped: bool = False) -> SweepOutcome:
+    """`stopped`: a stop signal or request reached the Tuner while it ran. Such a sweep is never
+    complete: Tune's clean-up marks the trials the stop cut short TERMINATED, so its count alone
+    would call a sweep stopped during its last trials finished (docs/platform.md, "Ray Tune")."""
     searcher = ArmSearcher(spec)  # one reader of the studies for the checks below
     search, ended, trains = _results(spec, results)
     chosen = {arm: choose(found) for arm, found in search.items()}
     # a complete sweep: every search trial, and the confirmations its results asked for
     confirmations = wanted(spec, {arm for arm, choice in chosen.items() if choice is not None}, ended)
     expected = sum(searcher.search_budgets().values()) + sum(confirmations.values())
-    outcome = SweepOutcome(spec.name, interrupted=results.num_terminated + results.num_errors < expected)
+    ended = results.num_terminated + results.num_errors
+    outcome = SweepOutcome(spec.name, interrupted=stopped or ended < expected)
     outcome.failed = results.num_errors
     for arm, choice in chosen.items():
         if choice is not None:

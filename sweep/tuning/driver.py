@@ -246,7 +246,7 @@ def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every
             with live:  # inside the signals' care: a second signal while it ends is still StopNow
                 with node_monitors(spec):  # each node's utilisation, for as long as the trials run
                     results = stops.fit(tuner)
-                outcome = conclude(spec, tracker, results)
+                outcome = conclude(spec, tracker, results, stopped=stops.received is not None)
                 stopped = State.STOPPED if stops.received is not None else State.INTERRUPTED
                 live.state = stopped if outcome.interrupted else State.FINISHED
             if stops.received is not None:
