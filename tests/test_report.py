@@ -187,7 +187,7 @@ def test_an_arm_with_only_failed_trials_is_flagged(tmp_path):
     cell = report.cells[("small_cnn", "sam")]
     assert cell.mean is None and cell.failed == 2
     text = render(report, terminal=True)
-    assert "small_cnn/sam: 2 search trials; cell from 0 none run(s); 2 failed" in text
+    assert "small_cnn/sam: 2 search trials; no run to compute the cell from; 2 failed" in text
     assert "sam_gns - sam: no difference (no setting chosen: no search trial finished without diverging); undecided" in text
     row = next(line for line in text.splitlines() if line.startswith("small_cnn "))  # the main table's
     assert "(n=1)  failed  " in row
@@ -213,7 +213,7 @@ def test_an_interrupted_sweep_is_reported_as_unfinished(tmp_path):
     assert not report.finished
     assert report.cells[("small_cnn", "sam_gns")].mean is None
     text = render(report, terminal=True)
-    assert "has not finished" in text and "small_cnn/sam_gns: 1 search trials; cell from 0" in text
+    assert "has not finished" in text and "small_cnn/sam_gns: 1 search trials; no run to compute the cell from" in text
 
 
 def test_report_command(finished, tmp_path, capsys, monkeypatch):

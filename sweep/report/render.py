@@ -100,7 +100,8 @@ def _basis(report: SweepReport) -> list[str]:
     for (model, rule), cell in report.cells.items():
         notes = [f"{cell.failed} failed"] * bool(cell.failed) + [f"{cell.diverged} diverged"] * bool(cell.diverged)
         seeds = f" (seeds {', '.join(map(str, cell.seeds))})" if cell.runs else ""
-        line = f"{model}/{rule}: {cell.search_trials} search trials; cell from {cell.n} {cell.source} run(s){seeds}"
+        basis = f"cell from {cell.n} {cell.source} run(s){seeds}" if cell.n else "no run to compute the cell from"
+        line = f"{model}/{rule}: {cell.search_trials} search trials; {basis}"
         line += "".join(f"; {note}" for note in notes) + (f"; ! {cell.problem}" if cell.problem else "")
         lines.append(line)
     return lines
