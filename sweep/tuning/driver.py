@@ -52,6 +52,8 @@ def _quiet() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # the driver's node monitor (sweep/tuning/system_metrics.py) says when it starts and stops
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    # nor does a new SQLite store's table creation need two lines of MLflow's own
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     # one checkpoint per epoch of short trials makes Tune warn about snapshot frequency
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # MLflow holds the curves: no CSV and TensorBoard copy of every result written by the
