@@ -42,7 +42,19 @@ def token_available() -> bool:
 def use_cluster_token() -> None:
     """Clients of a token-auth cluster must say so themselves (Ray turns token mode on by itself
     only for `address="auto"`): turn it on when a token is at hand; an explicit RAY_AUTH_MODE wins."""
-    if token_available() and MODE_ENV not in os.environ:
+    if token_available():
+        _token_mode()
+
+
+def use_local_token() -> None:
+    """A new local Ray has token authentication on (Ray's default, which creates the token when
+    there is none), but Ray warns at every start where the mode was not chosen: chosen here, so
+    the terminal keeps the sweep's own lines (docs/platform.md); an explicit RAY_AUTH_MODE wins."""
+    _token_mode()
+
+
+def _token_mode() -> None:
+    if MODE_ENV not in os.environ:
         os.environ[MODE_ENV] = "token"
         # Ray reads the mode once per process; refresh it, as Ray's own CLI does on finding a token
         Config.initialize("")

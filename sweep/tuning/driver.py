@@ -22,7 +22,7 @@ from ray.tune.logger import JsonLoggerCallback
 
 from ..cluster import placement
 from ..cluster.cards import cluster_cards, detect_cards, node_labels
-from ..cluster.nodes import use_cluster_token
+from ..cluster.nodes import use_cluster_token, use_local_token
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
 from ..defaults import RAY_SYSTEM_CONFIG, SPEC_FILE, STATUS_EVERY_S, STOP_FILE, command
 from ..errors import UserError
@@ -76,6 +76,7 @@ def ray_session(address: str | None = None) -> Iterator[None]:
     else:
         # address="local": never attach to a stale cluster record (docs/platform.md); no dashboard;
         # this machine's cards declared as a cluster node would, for placement by card
+        use_local_token()
         labels = node_labels(detect_cards())
         ray.init(
             address="local",
