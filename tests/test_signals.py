@@ -77,12 +77,19 @@ class TuneStandIn:
 @pytest.fixture
 def handlers():
     """The handlers before the test; it fails unless they are all back afterwards (pytest runs
-    tests in the main thread, the only one where Python lets handlers be set)."""
+    tests in the main thread, the only one where Python lets handlers be set). A suite started as
+    a background job of a shell without job control inherits SIGINT ignored (POSIX), which
+    StopSignals rightly leaves ignored: these tests get Python's own handler, and it back after."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     before = {signum: signal.getsignal(signum) for signum in STOPS}
     env = os.environ.get(TUNE_SIGINT_ENV)
     yield
     assert {signum: signal.getsignal(signum) for signum in STOPS} == before
     assert os.environ.get(TUNE_SIGINT_ENV) == env
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
