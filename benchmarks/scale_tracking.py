@@ -46,6 +46,7 @@ from trainers.config import TrainConfig
 from ._timing import table
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+WAIT_S = 60.0  # each figure's wait for the journal to apply what it was given (an applier that cannot is cut)
 SERVER_WORKERS = 4  # `mlflow server`'s default, as docker/compose.yaml runs it (the last --workers wins)
 
 
@@ -213,7 +214,7 @@ def append_cost(root: Path) -> float:
 
 def main(quick: bool = False) -> list[list[object]]:
     rate, seconds = (100.0, 1.0) if quick else (500.0, 60.0)
-    backlog_events, cap_s = (200, 60.0) if quick else (12000, 60.0)
+    backlog_events = 200 if quick else 12000
     slots, epochs = (20, 10) if quick else (200, 20)
     root = Path(tempfile.mkdtemp(prefix="scale_tracking_"))
     rounds, before, after = applier.ROUND, "before: 1 event/request", "after: batched"
@@ -229,9 +230,9 @@ def main(quick: bool = False) -> list[list[object]]:
                 for what in ("capacity", "lag"):
                     with stores.sweep(store) as spec:
                         if what == "capacity":
-                            figures.append(capacity(spec, backlog_events, slots, epochs, cap_s, workers))
+                            figures.append(capacity(spec, backlog_events, slots, epochs, WAIT_S, workers))
                         else:
-                            figures.extend(lag(spec, rate, seconds, slots, epochs, workers, max(seconds, 60.0)))
+                            figures.extend(lag(spec, rate, seconds, slots, epochs, workers, WAIT_S))
             finally:
                 applier.ROUND = rounds
             rows.append([store, name, workers, figures[0], figures[2], figures[1], figures[3]])

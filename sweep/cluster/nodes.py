@@ -43,17 +43,13 @@ def use_cluster_token() -> None:
     """Clients of a token-auth cluster must say so themselves (Ray turns token mode on by itself
     only for `address="auto"`): turn it on when a token is at hand; an explicit RAY_AUTH_MODE wins."""
     if token_available():
-        _token_mode()
+        use_token_mode()
 
 
-def use_local_token() -> None:
-    """A new local Ray has token authentication on (Ray's default, which creates the token when
-    there is none), but Ray warns at every start where the mode was not chosen: chosen here, so
-    the terminal keeps the sweep's own lines (docs/platform.md); an explicit RAY_AUTH_MODE wins."""
-    _token_mode()
-
-
-def _token_mode() -> None:
+def use_token_mode() -> None:
+    """Token authentication for the Rays this process starts or joins; an explicit RAY_AUTH_MODE
+    wins. A new local Ray has it on by default (Ray creates the token when there is none) but
+    warns at every start where the mode was not chosen (docs/platform.md)."""
     if MODE_ENV not in os.environ:
         os.environ[MODE_ENV] = "token"
         # Ray reads the mode once per process; refresh it, as Ray's own CLI does on finding a token

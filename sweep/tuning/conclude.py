@@ -69,8 +69,7 @@ def conclude(spec: SweepSpec, tracker: SweepTracker, results: tune.ResultGrid, s
     # a complete sweep: every search trial, and the confirmations its results asked for
     confirmations = wanted(spec, {arm for arm, choice in chosen.items() if choice is not None}, ended)
     expected = sum(searcher.search_budgets().values()) + sum(confirmations.values())
-    ended = results.num_terminated + results.num_errors
-    outcome = SweepOutcome(spec.name, interrupted=stopped or ended < expected)
+    outcome = SweepOutcome(spec.name, interrupted=stopped or results.num_terminated + results.num_errors < expected)
     outcome.failed = results.num_errors
     for arm, choice in chosen.items():
         if choice is not None:

@@ -22,7 +22,7 @@ from ray.tune.logger import JsonLoggerCallback
 
 from ..cluster import placement
 from ..cluster.cards import cluster_cards, detect_cards, node_labels
-from ..cluster.nodes import use_cluster_token, use_local_token
+from ..cluster.nodes import use_cluster_token, use_token_mode
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
 from ..defaults import RAY_SYSTEM_CONFIG, SPEC_FILE, STATUS_EVERY_S, STOP_FILE, command
 from ..errors import UserError
@@ -76,7 +76,7 @@ def ray_session(address: str | None = None) -> Iterator[None]:
     else:
         # address="local": never attach to a stale cluster record (docs/platform.md); no dashboard;
         # this machine's cards declared as a cluster node would, for placement by card
-        use_local_token()
+        use_token_mode()  # Ray's own default, chosen here: Ray warns at every start where it is not
         labels = node_labels(detect_cards())
         ray.init(
             address="local",
@@ -249,9 +249,10 @@ def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every
             with live:  # inside the signals' care: a second signal while it ends is still StopNow
                 with node_monitors(spec):  # each node's utilisation, for as long as the trials run
                     results = stops.fit(tuner)
-                outcome = conclude(spec, tracker, results, stopped=stops.received is not None)
-                stopped = State.STOPPED if stops.received is not None else State.INTERRUPTED
-                live.state = stopped if outcome.interrupted else State.FINISHED
+                stopped = stops.received is not None
+                outcome = conclude(spec, tracker, results, stopped)
+                ended = State.STOPPED if stopped else State.INTERRUPTED
+                live.state = ended if outcome.interrupted else State.FINISHED
             if stops.received is not None:
                 # A stopped sweep's Ray ends here, still in the signals' care: its shutdown takes
                 # seconds, and a second signal in them must end the command at once too, not find
