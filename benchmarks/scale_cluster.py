@@ -86,7 +86,7 @@ def simulated_trial(config) -> None:
     trainable.train_trial(config)
 
 
-def make_spec(folder: Path, name: str, trials: int, epochs: int, mlflow_uri: str, optuna_storage: str):
+def make_spec(folder: Path, name: str, trials: int, epochs: int, mlflow_uri: str, optuna_storage: str, every_s: float = 0.0):
     from sweep.spec import validate_spec
 
     return validate_spec(
@@ -98,7 +98,7 @@ def make_spec(folder: Path, name: str, trials: int, epochs: int, mlflow_uri: str
             "train": {"epochs": epochs, "model_options": {"width": 16}},
             "search": {"method": "optuna", "trials_per_arm": trials, "space": {"lr": {"low": 0.01, "high": 1.0, "log": True}}},
             "resources": {"cpus": 1},
-            "checkpoints": {"path": str(folder / "sweeps"), "every": 2},
+            "checkpoints": {"path": str(folder / "sweeps"), "every": 2, "every_s": every_s},
             "tracking": {"mlflow_uri": mlflow_uri, "optuna_storage": optuna_storage},
         }
     ).resolved()
@@ -202,7 +202,9 @@ def local_ray(slots: int, epoch_s: float):
         ray.shutdown()
 
 
-def run(store: str, slots: int, epoch_s: float, trials: int, epochs: int, server_workers: int) -> list[object]:
+def run(
+    store: str, slots: int, epoch_s: float, trials: int, epochs: int, server_workers: int, every_s: float = 0.0
+) -> list[object]:
     """One sweep on a fresh local Ray of `slots` logical CPUs (or the one already started: quick
     mode); its row of figures."""
     import ray
@@ -211,7 +213,7 @@ def run(store: str, slots: int, epoch_s: float, trials: int, epochs: int, server
 
     folder = Path(tempfile.mkdtemp(prefix=f"scale-cluster-{store}-"))
     with stores(folder, store, server_workers) as (mlflow_uri, optuna_storage):
-        spec = make_spec(folder, "scale", trials, epochs, mlflow_uri, optuna_storage)
+        spec = make_spec(folder, "scale", trials, epochs, mlflow_uri, optuna_storage, every_s)
         probes = Probes()
         driver.train_trial = simulated_trial
         session = contextlib.nullcontext() if ray.is_initialized() else local_ray(slots, epoch_s)
@@ -275,7 +277,9 @@ HEADER = ["store", "slots", "epochs", "offered/s", "reported/s", "tracked/s", "w
 HEADER += ["suggest ms med/p90", "driver cores", "driver MiB", "slot time in epochs", "report s"]
 
 
-def main(quick: bool = False, slots: int = 24, epoch_s: float = 0.1, kinds: tuple[str, ...] = ("sqlite",)) -> None:
+def main(
+    quick: bool = False, slots: int = 24, epoch_s: float = 0.1, kinds: tuple[str, ...] = ("sqlite",), every_s: float = 0.0
+) -> None:
     from sweep.tuning.driver import _quiet
 
     _quiet()
@@ -284,8 +288,11 @@ def main(quick: bool = False, slots: int = 24, epoch_s: float = 0.1, kinds: tupl
     # worker (each start costs seconds); the full run starts a fresh Ray for each
     server_workers = 1 if quick else SERVER_WORKERS
     with local_ray(slots, epoch_s) if quick else contextlib.nullcontext():
-        rows = [run(kind, slots, epoch_s, trials, epochs, server_workers) for kind in kinds]
-    print(f"# {len(RULES)} arms x {trials} trials x {epochs} epochs of {epoch_s} s, {slots} slots, local Ray; {', '.join(kinds)}")
+        rows = [run(kind, slots, epoch_s, trials, epochs, server_workers, every_s) for kind in kinds]
+    checkpoints = f"a checkpoint every 2 epochs, at most one per {every_s:g} s" if every_s else "a checkpoint every 2 epochs"
+    print(
+        f"# {len(RULES)} arms x {trials} trials x {epochs} epochs of {epoch_s} s, {checkpoints}, {slots} slots, local Ray; {', '.join(kinds)}"
+    )
     print(table(HEADER, rows))
 
 
@@ -295,5 +302,6 @@ if __name__ == "__main__":
     parser.add_argument("--slots", type=int, default=24, help="logical CPUs of the local Ray: trials at once")
     parser.add_argument("--epoch-s", type=float, default=0.1, help="seconds each simulated epoch waits")
     parser.add_argument("--store", action="append", choices=["sqlite", "postgresql"], help="repeatable (default: sqlite)")
+    parser.add_argument("--checkpoint-every-s", type=float, default=0.0, help="the spec's checkpoints.every_s (default 0)")
     args = parser.parse_args()
-    main(args.quick, args.slots, args.epoch_s, tuple(args.store or ["sqlite"]))
+    main(args.quick, args.slots, args.epoch_s, tuple(args.store or ["sqlite"]), args.checkpoint_every_s)

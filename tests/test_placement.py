@@ -11,6 +11,7 @@ from sweep.cluster.nodes import start_command
 from sweep.cluster.placement import CONTEXT_GB, MAX_PER_CARD, allocator_fraction, need_gb, plan
 from sweep.errors import UserError
 from sweep.spec import validate_spec
+from sweep.tuning.trainable import checkpoint_due
 
 # The paper's lab (Section 5): four workstations, four card models.
 LAB = [
@@ -239,3 +240,19 @@ def test_joining_without_the_cluster_token_starts_nothing(tmp_path, monkeypatch,
     assert main(["cluster", "join", "10.0.0.4:6380", "--num-gpus", "0"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == f"token: no cluster token at {tmp_path}/.ray/auth_token; copy the head's token file there or pass --token-file"
+
+
+@pytest.mark.parametrize(
+    ("epoch", "status", "every", "every_s", "since_s", "due"),
+    [
+        (1, "running", 1, 0.0, 0.0, True),  # the default: every epoch
+        (1, "running", 2, 0.0, 5.0, False),  # not an epoch of `every`
+        (2, "running", 2, 0.0, 0.0, True),
+        (2, "running", 2, 10.0, 9.9, False),  # too soon after the last one
+        (4, "running", 2, 10.0, 10.0, True),
+        (3, "finished", 2, 10.0, 0.1, True),  # the last epoch always
+        (1, "diverged", 1, 10.0, 0.1, True),
+    ],
+)
+def test_a_trial_checkpoints_every_n_epochs_at_most_once_per_every_s(epoch, status, every, every_s, since_s, due):
+    assert checkpoint_due(epoch, status, every, every_s, since_s) is due

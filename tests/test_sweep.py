@@ -156,6 +156,28 @@ def test_a_failed_trial_is_retried_from_its_checkpoint_without_duplicate_epochs(
     )
 
 
+def test_checkpoints_every_s_keeps_a_trial_of_short_epochs_to_its_last_epochs_checkpoint(tmp_path):
+    # epochs of a fraction of a second and at most one checkpoint an hour: only the last epoch's
+    # result carries one (each checkpoint makes Tune save the whole experiment, docs/platform.md)
+    spec = tiny_spec(
+        tmp_path,
+        "sparse",
+        optimizers=["sgd"],
+        train={"epochs": 3, "batch_size": 64, "model_options": {"width": 4}},
+        search={"method": "grid", "space": {"lr": 0.1}},
+        checkpoints={"path": str(tmp_path / "sweeps"), "every": 1, "every_s": 3600},
+    )
+    outcome = run_sweep(spec)
+    assert outcome.failed == 0 and not outcome.interrupted
+    trial_dir = next((tmp_path / "sweeps" / "sparse").glob("small_cnn-sgd-*"))
+    results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+    assert [r["epoch"] for r in results] == [1, 2, 3]
+    assert [r["checkpoint_dir_name"] is not None for r in results] == [False, False, True]
+    assert [p.name for p in trial_dir.glob("checkpoint_*")] == [results[-1]["checkpoint_dir_name"]]
+    client, _, _, (child,) = runs(spec)
+    assert steps(client, child) == [1, 2, 3]
+
+
 def test_a_sweep_name_is_not_reused(tmp_path):
     spec = tiny_spec(tmp_path, "once", optimizers=["sgd"], search={"method": "grid", "space": {"lr": 0.1}})
     run_sweep(spec)

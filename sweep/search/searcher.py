@@ -148,6 +148,7 @@ class ArmSearcher(Searcher):
             phase=phase,
             study_trial=study_trial,
             checkpoint_every=self.spec.checkpoints.every,
+            checkpoint_every_s=self.spec.checkpoints.every_s,
             train=self.spec.train_config(model, rule, seed, point).model_dump(mode="json"),
         )
 

@@ -233,3 +233,10 @@ class Checkpoints(Strict):
         description=f"URL of an S3-compatible server, e.g. http://nas.lab:9000 (default: ${defaults.S3_ENDPOINT_ENV}, else AWS)",
     )
     every: int = Field(1, ge=1, description="checkpoint every this many epochs")
+    every_s: float = Field(
+        0.0,
+        ge=0,
+        description="and at most once per this many seconds of a trial's training (0: no limit); the last epoch "
+        "always checkpoints, and a retried or resumed trial repeats at most this much. For sweeps of short epochs: "
+        "each checkpoint makes Ray Tune save the whole experiment's state (docs/platform.md)",
+    )

@@ -89,6 +89,7 @@ class TrialConfig(TypedDict):
     phase: str  # a Phase value
     study_trial: int | None  # Optuna trial number (search trials)
     checkpoint_every: int  # epochs between checkpoints
+    checkpoint_every_s: float  # and seconds of training at least between them (0: no limit)
     train: dict[str, Any]  # the TrainConfig, as JSON
 
 

@@ -1,7 +1,8 @@
 """The Ray trial: validate the config once, restore the checkpoint if any, call trainers.fit.
 
 Each epoch's metrics go to Ray Tune with `tune.report`, with a checkpoint every `checkpoint_every`
-epochs and at the end, so a retried or resumed trial continues from its last checkpoint. MLflow
+epochs (at most one per `checkpoint_every_s` seconds) and at the end, so a retried or resumed
+trial continues from its last checkpoint. MLflow
 logging happens in the driver (sweep/tracking/runs.py), which keeps the SQLite store single-writer.
 """
 
@@ -67,10 +68,17 @@ def cap_gpu_memory(share: float) -> None:
         torch.cuda.set_per_process_memory_fraction(allocator_fraction(share, total))
 
 
+def checkpoint_due(epoch: int, status: str, every: int, every_s: float, since_s: float) -> bool:
+    """Whether this epoch's report carries a checkpoint: the last epoch's always (finished or
+    diverged), else every `every` epochs once `every_s` seconds have passed since the last one.
+    Each checkpoint makes Tune save the whole experiment's state (docs/platform.md, "Ray Tune")."""
+    return status != Outcome.RUNNING or (epoch % every == 0 and since_s >= every_s)
+
+
 def train_trial(config: TrialConfig) -> None:
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint in the terminal
     cfg = TrainConfig.model_validate(config["train"])
-    every = config.get("checkpoint_every", 1)
+    every, every_s = config.get("checkpoint_every", 1), config.get("checkpoint_every_s", 0.0)  # absent: a sweep saved before
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -79,17 +87,20 @@ def train_trial(config: TrialConfig) -> None:
     where = where_am_i()
     cap_gpu_memory(where["gpu_share"])
     restored = state["epoch"] if state is not None else 0  # in each result, to tell resume from restart
+    saved_at = time.monotonic()  # the trial's start counts as its last checkpoint
 
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        nonlocal saved_at
         _maybe_fail(metrics["epoch"])
         metrics = {
             **metrics,
             **where,
             "restored_from_epoch": restored,
         }
-        if metrics["epoch"] % every and metrics["status"] == Outcome.RUNNING:
+        if not checkpoint_due(metrics["epoch"], metrics["status"], every, every_s, time.monotonic() - saved_at):
             tune.report(metrics)
             return
+        saved_at = time.monotonic()
         with tempfile.TemporaryDirectory() as folder:
             torch.save(state, Path(folder) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
