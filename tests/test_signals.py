@@ -115,6 +115,42 @@ def test_a_second_signal_or_one_after_tune_ends_the_command_at_once(handlers):
     assert stops.received == signal.SIGHUP
 
 
+# A shutdown that does what Ray's does part way in: SIGTERM's action back to the default at the OS
+# level (sigaction from C, so Python still reports its handler), then a second SIGTERM before it
+# returns. Run as its own process: unarmed, the signal kills it.
+SHUTDOWN_RESETS_SIGTERM = """
+import ctypes, os, signal, sys, time
+from sweep.tuning.signals import StopNow, armed
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+class Action(ctypes.Structure):
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16), ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+def shutdown():
+    assert libc.sigaction(signal.SIGTERM, ctypes.byref(Action()), None) == 0  # SIG_DFL, as Ray's core worker
+    time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)
+
+def second(signum, frame):
+    raise StopNow
+
+signal.signal(signal.SIGTERM, second)
+try:
+    armed(shutdown) if sys.argv[1] == "armed" else shutdown()
+except StopNow:
+    print("stopped at once", flush=True)
+print("handler kept" if signal.getsignal(signal.SIGTERM) is second else "handler lost", flush=True)
+"""
+
+
+@pytest.mark.parametrize("case, status, printed", [("armed", 0, ["stopped at once", "handler kept"]), ("bare", -15, [])])
+def test_a_second_sigterm_while_ray_shuts_down_reaches_the_handler(case, status, printed):
+    done = subprocess.run([sys.executable, "-c", SHUTDOWN_RESETS_SIGTERM, case], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.splitlines()) == (status, printed), done.stderr[-2000:]
+
+
 def test_a_second_signal_landing_in_a_finalizer_still_ends_the_command(handlers, capsys):
     # the garbage collector runs weakref callbacks between any two bytecodes, Ray's shutdown too:
     # a StopNow raised in one cannot leave it, and Python would only print it and carry on

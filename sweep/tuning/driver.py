@@ -39,7 +39,7 @@ from .conclude import SweepOutcome, conclude
 from .live import LiveStatus
 from .progress import Progress
 from .scheduler import build_scheduler
-from .signals import StopNow, StopSignals, sigterm_again
+from .signals import StopNow, StopSignals, armed, sigterm_again
 from .system_metrics import node_monitors
 from .trainable import train_trial
 
@@ -257,8 +257,7 @@ def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every
                 # A stopped sweep's Ray ends here, still in the signals' care: its shutdown takes
                 # seconds, and a second signal in them must end the command at once too, not find
                 # the handler Ray left (a bare exit with the signal's number, or a kill).
-                ray.shutdown()
-                sigterm_again()
+                armed(ray.shutdown)
         except StopNow:  # what the trials reported is in the journal, fsync'd per event
             outcome = SweepOutcome(spec.name, interrupted=True, at_once=True)
         outcome.signal, outcome.requested = stops.received, stops.requested

@@ -17,7 +17,8 @@ In the `sweep` command (as_command) a stopped sweep keeps a stop signal's meanin
 the process: the handlers that would come back after the sweep are Ray's (a `sys.exit` with the
 signal's number) or, once Ray has shut down, the default, and a second SIGTERM in the command's
 last lines would end it with neither the first one's status nor its last lines. ray.shutdown()
-also resets SIGTERM under Python's handler (sigterm_again, docs/platform.md, Ray Tune).
+also resets SIGTERM under Python's handler, part way into its shutdown (armed, sigterm_again;
+docs/platform.md, Ray Tune).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # What the command exits with after each stop signal: 128 + its number, as a shell reports a
@@ -39,6 +40,7 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
 POLL_S = 1.0  # how often the helper looks for a stop request: one stat a second
 RESEND_S = 0.05  # a stop lost in a finalizer is sent again this much later (StopSignals._stop_in_finalizer)
+ARM_S = 0.002  # while Ray shuts down, SIGTERM's handler is set again this often (armed)
 _command = False  # within as_command(): the sweep is this process's whole job
 
 
@@ -77,6 +79,36 @@ def sigterm_again(rays_own=None) -> None:
     handler = signal.getsignal(signal.SIGTERM)
     if handler is not None:  # None: not set from Python, which Python cannot set again
         signal.signal(signal.SIGTERM, signal.SIG_DFL if handler is rays_own else handler)
+
+
+def armed(shutdown: Callable[[], None]) -> None:
+    """Call `shutdown` (ray.shutdown) with SIGTERM's handler kept in place throughout. Ray's core
+    worker sets SIGTERM's action back to the default at the OS level part way into its shutdown,
+    a second or more before the shutdown returns, while Python still reports its handler: a
+    second signal then killed the command instead of ending it at once with the first one's
+    status (docs/platform.md, Ray Tune). The shutdown runs in a helper thread while this, the main
+    thread, sets the handler again every ARM_S, so a second signal raises StopNow here as
+    anywhere else; the helper is waited for either way, so no second shutdown runs beside it."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or handler is None:
+        shutdown()  # no handler to keep: Python sets none outside the main thread, nor sets back a native one
+        return
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            shutdown()
+        finally:
+            done.set()
+
+    helper = threading.Thread(target=run, name="ray shutdown", daemon=True)
+    helper.start()
+    try:
+        while not done.wait(ARM_S):
+            signal.signal(signal.SIGTERM, handler)
+    finally:
+        helper.join()
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _exit_now(status: int):
