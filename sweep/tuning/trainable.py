@@ -2,8 +2,8 @@
 
 Each epoch's metrics go to Ray Tune with `tune.report`, with a checkpoint every `checkpoint_every`
 epochs (at most one per `checkpoint_every_s` seconds) and at the end, so a retried or resumed
-trial continues from its last checkpoint. MLflow
-logging happens in the driver (sweep/tracking/runs.py), which keeps the SQLite store single-writer.
+trial continues from its last checkpoint. MLflow logging happens in the driver
+(sweep/tracking/runs.py), which keeps the SQLite store single-writer.
 """
 
 from __future__ import annotations
