@@ -48,6 +48,7 @@ EPOCH_ENV = "SCALE_EPOCH_S"
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 RULES = ["sgd", "sam", "asam", "sam_gns"]
 SERVER_WORKERS = 4  # as docker/compose.yaml runs `mlflow server` (the last --workers wins)
+CHECKPOINT_EVERY = 2  # epochs between a trial's checkpoints, as the module's docstring says
 
 
 def simulated_fit(cfg, report=None, state=None):
@@ -98,7 +99,7 @@ def make_spec(folder: Path, name: str, trials: int, epochs: int, mlflow_uri: str
             "train": {"epochs": epochs, "model_options": {"width": 16}},
             "search": {"method": "optuna", "trials_per_arm": trials, "space": {"lr": {"low": 0.01, "high": 1.0, "log": True}}},
             "resources": {"cpus": 1},
-            "checkpoints": {"path": str(folder / "sweeps"), "every": 2, "every_s": every_s},
+            "checkpoints": {"path": str(folder / "sweeps"), "every": CHECKPOINT_EVERY, "every_s": every_s},
             "tracking": {"mlflow_uri": mlflow_uri, "optuna_storage": optuna_storage},
         }
     ).resolved()
@@ -289,7 +290,7 @@ def main(
     server_workers = 1 if quick else SERVER_WORKERS
     with local_ray(slots, epoch_s) if quick else contextlib.nullcontext():
         rows = [run(kind, slots, epoch_s, trials, epochs, server_workers, every_s) for kind in kinds]
-    checkpoints = f"a checkpoint every 2 epochs, at most one per {every_s:g} s" if every_s else "a checkpoint every 2 epochs"
+    checkpoints = f"a checkpoint every {CHECKPOINT_EVERY} epochs" + (f", at most one per {every_s:g} s" if every_s else "")
     print(
         f"# {len(RULES)} arms x {trials} trials x {epochs} epochs of {epoch_s} s, {checkpoints}, {slots} slots, local Ray; {', '.join(kinds)}"
     )
