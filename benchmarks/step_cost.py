@@ -12,8 +12,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from trainers.catalogue import list_optimizers
 from trainers.models import create_model
-from trainers.optim import create_optimizer, frozen_batchnorm_stats, list_optimizers
+from trainers.optim import create_optimizer, frozen_batchnorm_stats
 
 from ._timing import alternate, machine, table
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import defaults
 from .errors import UserError
-from .spec import SweepSpec, apply_override, load_spec, validate_spec
+from .spec import SweepSpec, apply_override, load_spec, read_saved_spec, validate_spec
 
 if TYPE_CHECKING:
     from .report.data import SweepReport
@@ -138,7 +138,7 @@ def saved_spec(name: str | None, storage: str | os.PathLike | None) -> SweepSpec
     """The spec a sweep saved in its folder under `storage` (with its stores' passwords, which the
     parent run's copy has redacted), if it is there."""
     saved = storage_folder(storage) / name / defaults.SPEC_FILE if name else None
-    return load_spec(saved) if saved is not None and saved.exists() else None
+    return read_saved_spec(saved) if saved is not None and saved.exists() else None
 
 
 def resolve_tracking_uri(name: str | None, storage: str | os.PathLike | None, explicit: str | None) -> str:

@@ -1,6 +1,7 @@
 """The memory estimate behind `gpu: auto`: what it counts, how it scales, that it allocates nothing,
 and (on a GPU) that it lands near the peak a real training epoch reaches."""
 
+import inspect
 import resource
 
 import pytest
@@ -8,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainers.catalogue import ModelInfo, data_shape
+from trainers.catalogue import models as catalogue_models
 from trainers.config import TrainConfig
-from trainers.data import data_shape, load_dataset
+from trainers.data import load_dataset
 from trainers.memory import (
     GIB,
     WORKSPACE_FRACTION,
@@ -31,8 +34,9 @@ def counts(model: nn.Module) -> tuple[int, int]:
 
 def add_model(monkeypatch, name, factory, input_size=32):
     """Register a test-only model for the length of one test."""
-    info = registry.ModelInfo(name, factory, input_size, "test model")
-    monkeypatch.setitem(registry._MODELS, name, info)
+    options = tuple(inspect.signature(factory).parameters)[1:]  # after num_classes
+    monkeypatch.setitem(catalogue_models._MODELS, name, ModelInfo(name, input_size, "test model", options))
+    monkeypatch.setitem(registry._FACTORIES, name, factory)
 
 
 def test_small_cnn_on_digits_needs_far_less_than_resnet18_on_cifar():

@@ -4,8 +4,9 @@ import pytest
 import torch
 import torchvision
 
+from trainers.catalogue import get_model_info, list_models
 from trainers.config import TrainConfig
-from trainers.models import create_model, get_model_info, list_models, torchvision_nets
+from trainers.models import create_model, torchvision_nets
 
 CIFAR_MODELS = [name for name in list_models() if get_model_info(name).input_size == 32]
 IMAGENET_MODELS = [name for name in list_models() if get_model_info(name).input_size == 224]

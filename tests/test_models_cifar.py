@@ -8,7 +8,8 @@ import trainers.models.dla
 import trainers.models.resnet
 import trainers.models.vgg
 import trainers.models.wide_resnet  # noqa: F401
-from trainers.models.registry import create_model, get_model_info
+from trainers.catalogue import get_model_info
+from trainers.models import create_model
 
 # Exact counts on CIFAR-10 (10 classes) from these implementations.
 CIFAR10_PARAMS = {

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from trainers.catalogue import get_model_info
+
 # imported explicitly so the factories register whether or not models/__init__.py lists them
-from trainers.models import resnet_cpa, upanet  # noqa: F401
-from trainers.models.registry import create_model, get_model_info
+from trainers.models import create_model, resnet_cpa, upanet  # noqa: F401
 
 # parameter counts with 10 classes, as documented in each factory's docstring; a change to a
 # network's layers shows up here

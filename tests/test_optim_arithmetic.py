@@ -7,7 +7,8 @@ two-layer network; it shares no code with `trainers.optim`.
 import pytest
 import torch
 
-from trainers.optim import create_optimizer, list_optimizers
+from trainers.catalogue import list_optimizers
+from trainers.optim import create_optimizer
 
 EPS = 1e-12  # docs/optimizers.md: added to every norm
 LR, MOMENTUM, WD, RHO, ETA = 0.1, 0.9, 5e-4, 0.05, 0.01

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainers.optim import create_optimizer, frozen_batchnorm_stats, get_rule, list_optimizers
+from trainers.catalogue import get_rule, list_optimizers
+from trainers.optim import create_optimizer, frozen_batchnorm_stats
 
 TWO_PASS = [name for name in list_optimizers() if get_rule(name).passes == 2]
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from trainers.catalogue import list_optimizers
 from trainers.config import TrainConfig
 from trainers.errors import ConfigError
-from trainers.optim import list_optimizers
 from trainers.train import fit
 
 # Per-rule learning rates: the unit-gradient rules take steps of length lr whatever the loss,

@@ -4,32 +4,20 @@ them, for the training loop (trainers/train.py) and the memory estimate (trainer
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data import DataSet, DataShape, get_dataset_info
+from .data import DataSet, load_dataset
 from .errors import ConfigError
 from .models import create_model
 from .optim import create_optimizer
 
 
-def dataset_options(cfg: TrainConfig) -> dict[str, Any]:
-    """The loader's options for `cfg.dataset`, from the config field its registry entry names."""
-    field = get_dataset_info(cfg.dataset).options_field
-    return getattr(cfg, field).model_dump() if field else {}
-
-
 def load_data(cfg: TrainConfig) -> DataSet:
     """The config's data set, in CPU memory. Raises DataNotFoundError when its files are missing."""
-    return get_dataset_info(cfg.dataset).load(cfg.data_dir, download=cfg.download, **dataset_options(cfg))
-
-
-def data_shape(cfg: TrainConfig) -> DataShape:
-    """The shape of the config's data set, without loading it."""
-    return get_dataset_info(cfg.dataset).shape_for(**dataset_options(cfg))
+    return load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download, **cfg.dataset_options())
 
 
 def build_model(cfg: TrainConfig, num_classes: int, *, pretrained: bool | None = None) -> nn.Module:

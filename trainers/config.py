@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .catalogue import DataShape, check_model_options, data_shape, get_dataset_info, get_model_info, get_rule
+
 # The registries (.data, .models, .optim) import torch; the validators import them when they run,
 # so the fields, defaults and descriptions read without it (`sweep train --help`, `sweep schema`).
 
@@ -81,24 +83,18 @@ class TrainConfig(BaseModel):
     @field_validator("optimizer")
     @classmethod
     def _known_optimizer(cls, name: str) -> str:
-        from .optim import get_rule
-
         get_rule(name)  # raises ValueError listing the known rules
         return name
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        from .data import get_dataset_info
-
         get_dataset_info(name)  # raises ValueError listing the known data sets
         return name
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from .models import get_model_info
-
         get_model_info(name)  # raises ValueError listing the known models
         return name
 
@@ -118,8 +114,6 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _model_takes_options(self) -> TrainConfig:
-        from .models import check_model_options
-
         try:
             check_model_options(self.model, self.model_options)
         except ValueError as err:
@@ -128,11 +122,18 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _pretrained_weights_exist(self) -> TrainConfig:
-        from .models import get_model_info
-
         if self.pretrained and not get_model_info(self.model).pretrained:
             raise ValueError(f"pretrained: model {self.model!r} has no ImageNet weights (tv_* models have)")
         return self
+
+    def dataset_options(self) -> dict[str, Any]:
+        """The loader's options for `dataset`, from the field its catalogue entry names."""
+        field = get_dataset_info(self.dataset).options_field
+        return getattr(self, field).model_dump() if field else {}
+
+    def data_shape(self) -> DataShape:
+        """The shape of the config's data set, known without loading it."""
+        return data_shape(self.dataset, **self.dataset_options())
 
 
 def describe_errors(error: ValidationError) -> list[str]:

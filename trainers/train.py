@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from .build import build_model, build_optimizer, load_data
+from .catalogue import get_model_info
 from .config import TrainConfig
 from .data import Batches, Split, hold_out, normalization
 from .hardware import PeakMemory
-from .models import get_model_info
 from .optim import frozen_batchnorm_stats
 
 Reporter = Callable[[dict[str, Any], dict[str, Any]], None]

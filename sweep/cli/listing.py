@@ -1,9 +1,6 @@
-"""`sweep list WHAT`: the registries (update rules, models, data sets), the shipped specs, and the
-sweeps in a checkpoint folder (from their own files: no Ray, MLflow or Optuna).
-
-A registry is imported when it is listed (the trainers' registries import torch), so `sweep list
-specs`, `sweep list sweeps` and `sweep list --help` answer without it.
-"""
+"""`sweep list WHAT`: the update rules, models and data sets (from trainers/catalogue/, which
+imports no torch), the shipped specs, and the sweeps in a checkpoint folder (from their own files:
+no Ray, MLflow or Optuna)."""
 
 from __future__ import annotations
 
@@ -11,28 +8,24 @@ import argparse
 import time
 from pathlib import Path
 
+from trainers.catalogue import get_dataset_info, get_model_info, get_rule, list_datasets, list_models, list_optimizers
+
 from .. import defaults
 
 SPECS = Path(__file__).resolve().parents[2] / "search_spaces"  # shipped specs, in the checkout
 
 
 def _optimizers() -> list[tuple[str, str, str]]:
-    from trainers.optim import get_rule, list_optimizers
-
     rules = map(get_rule, list_optimizers())
     return [(rule.name, f"{rule.passes} pass" + ("es" if rule.passes > 1 else ""), rule.summary) for rule in rules]
 
 
 def _models() -> list[tuple[str, str, str]]:
-    from trainers.models import get_model_info, list_models
-
     infos = map(get_model_info, list_models())
     return [(info.name, f"{info.input_size}px" if info.input_size else "any size", info.summary) for info in infos]
 
 
 def _datasets() -> list[tuple[str, str, str]]:
-    from trainers.data import get_dataset_info, list_datasets
-
     infos = map(get_dataset_info, list_datasets())
     return [(info.name, f"{info.shape_for().side}px", info.summary) for info in infos]
 

@@ -14,8 +14,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from trainers.build import data_shape
-from trainers.data import held_out
+from trainers.catalogue import held_out
 
 from ..compare.choice import Result, choose
 from ..compare.seeds import sample
@@ -141,7 +140,7 @@ def regime(spec: SweepSpec) -> dict:
     for model in spec.models:
         rule = spec.optimizers[0]
         cfg = spec.train_config(model, rule, spec.seeds[0], spec.corner(rule, "low"))
-        shape = data_shape(cfg)
+        shape = cfg.data_shape()
         val = held_out(shape.train_images, cfg.val_fraction)
         per_model[model] = {
             "dataset": cfg.dataset,

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from ..compare.seeds import judge
 from ..compare.stats import ALPHA, Comparison, procedure
 from ..errors import UserError
-from ..spec import SweepSpec, load_spec
+from ..spec import SweepSpec, read_saved_spec
 from ..tracking.schema import (
     ARM_TAG,
     OUTCOME_TAG,
@@ -102,7 +102,7 @@ def _spec_of(client: MlflowClient, parent_id: str) -> SweepSpec:
     os.environ[bar] = "false"  # MLflow's progress bar for one small file is noise on the report's terminal
     try:
         with tempfile.TemporaryDirectory() as folder:
-            return load_spec(Path(client.download_artifacts(parent_id, SPEC_ARTIFACT, folder)))
+            return read_saved_spec(Path(client.download_artifacts(parent_id, SPEC_ARTIFACT, folder)))
     finally:
         if users is None:
             os.environ.pop(bar, None)

@@ -17,8 +17,6 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from trainers.build import data_shape
-
 from ..compare.choice import Result, choose
 from ..compare.seeds import Ended, wanted
 from ..spec import Arm, SweepSpec
@@ -273,7 +271,7 @@ class ArmSearcher(Searcher):
     def _chance(self) -> float:
         """Accuracy (%) of guessing: what a diverged trial scores in its study."""
         arm = self.spec.arms()[0]
-        return 100.0 / data_shape(self.spec.train_config(arm.model, arm.rule, self.spec.seeds[0], {})).num_classes
+        return 100.0 / self.spec.train_config(arm.model, arm.rule, self.spec.seeds[0], {}).data_shape().num_classes
 
     def _record(self, study: optuna.Study, number: int, result: dict[str, Any]) -> bool:
         """Write the trial's end into its user attributes; False when the trial has already

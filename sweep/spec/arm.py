@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from trainers.optim import get_rule
+from trainers.catalogue import get_rule
 
 
 class Arm(NamedTuple):

@@ -8,10 +8,7 @@ validates the spec again inside the driver, and need not build every model a sec
 
 from __future__ import annotations
 
-import torch
-
-from trainers.build import build_model, data_shape
-from trainers.data import held_out
+from trainers.catalogue import held_out
 from trainers.errors import ConfigError
 
 from .arm import Arm
@@ -27,11 +24,17 @@ def _unbuildable(spec: SweepSpec, model: str) -> str | None:
     """Why `model` cannot be built with `train.model_options`, or None. On the meta device the
     network's tensors have shapes and no memory, so this costs milliseconds even for a large
     model; ImageNet weights are never read (they change no shape)."""
+    # torch (about 1.5 s) only here, where a model is built: a saved spec, read by `sweep status`
+    # or the report, is never built again (loading.py, read_saved_spec)
+    import torch
+
+    from trainers.build import build_model
+
     arms = [arm for arm in spec.arms() if arm.model == model]
     cfg = spec.corner_config(*arms[0], "low")
     try:
         with torch.device("meta"):
-            build_model(cfg, data_shape(cfg).num_classes, pretrained=False)
+            build_model(cfg, cfg.data_shape().num_classes, pretrained=False)
     except ConfigError as err:
         return f"train.{err} ({_names(arms)})"
     except (TypeError, ValueError, RuntimeError) as err:  # an option of the wrong type or shape
@@ -47,7 +50,7 @@ def _training_split(spec: SweepSpec) -> list[str]:
     """The batch against the images left for training once `val_fraction` of the data set's
     training images are held out (the same count as trainers/data/splits.py holds out)."""
     cfg = spec.corner_config(*spec.arms()[0], "low")
-    images = data_shape(cfg).train_images
+    images = cfg.data_shape().train_images
     kept = images - held_out(images, cfg.val_fraction)
     if kept < 1:
         return [

@@ -22,6 +22,20 @@ from .sections import UNION_TAGS
 
 def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
     """Read a YAML spec, apply `--set a.b=value` overrides, validate. Raises UserError."""
+    raw = _read(path)
+    for item in overrides:
+        apply_override(raw, item)
+    return validate_spec(raw)
+
+
+def read_saved_spec(path: Path) -> SweepSpec:
+    """A spec a sweep saved when it started (dump_spec): its fields validated, its models not built
+    again (checks.py ran when it was first loaded), so `sweep status`, `sweep list sweeps` and the
+    report read it without importing torch. Raises UserError."""
+    return _fields(_read(path))
+
+
+def _read(path: Path) -> dict:
     try:
         size = Path(path).stat().st_size
         if size > MAX_SPEC_BYTES:  # a spec is a page of YAML; refuse before parsing it
@@ -35,9 +49,7 @@ def load_spec(path: Path, overrides: list[str] = ()) -> SweepSpec:
         raise UserError([f"{err.where(str(path))}: {err.message}"]) from None
     if not isinstance(raw, dict):
         raise UserError([f"{path}: expected a mapping of spec fields"])
-    for item in overrides:
-        apply_override(raw, item)
-    return validate_spec(raw)
+    return raw
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -61,14 +73,18 @@ def apply_override(raw: dict, item: str) -> None:
 def validate_spec(raw: dict) -> SweepSpec:
     """The spec, or a UserError with every problem: the fields' own first, then (once they are
     valid) what only building the trials shows, e.g. a model option no model can be built with."""
-    try:
-        spec = SweepSpec.model_validate(raw)
-    except ValidationError as err:
-        raise UserError([_nest(line) for line in describe_errors(err)]) from None
+    spec = _fields(raw)
     found = problems(spec)
     if found:
         raise UserError(found)
     return spec
+
+
+def _fields(raw: dict) -> SweepSpec:
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as err:
+        raise UserError([_nest(line) for line in describe_errors(err)]) from None
 
 
 def _nest(line: str) -> str:

@@ -16,10 +16,8 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from trainers.catalogue import list_datasets, list_models, list_optimizers
 from trainers.config import SyntheticData, TrainConfig
-from trainers.data import list_datasets
-from trainers.models import list_models
-from trainers.optim import list_optimizers
 
 from . import limits
 from .schema import ARM_FIELDS, SweepSpec

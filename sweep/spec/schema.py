@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from trainers.catalogue import get_model_info, get_rule
 from trainers.config import TrainConfig, describe_errors
-from trainers.models import get_model_info
-from trainers.optim import get_rule
 
 from .. import defaults
 from .arm import Arm

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, field_validator, model_validator
 
-from trainers.optim import list_optimizers
+from trainers.catalogue import list_optimizers
 
 from .. import defaults
 from .limits import MAX_CONFIRM_SEEDS, MAX_GRID_POINTS, MAX_TRIALS_PER_ARM

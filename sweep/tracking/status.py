@@ -26,9 +26,8 @@ from typing import Any
 from ..compare.choice import Result, choose, trial_result
 from ..defaults import SPEC_FILE, STATE_FILE, STOP_FILE
 from ..errors import UserError
-from ..spec import SweepSpec
+from ..spec import SweepSpec, read_saved_spec
 from ..spec.budget import epochs_per_trial, planned_trials
-from ..spec.safe_yaml import parse
 from .journal_files import JOURNAL
 from .schema import METRIC, Event, Phase
 
@@ -189,7 +188,7 @@ def saved_spec(folder: Path) -> SweepSpec:
     path = Path(folder) / SPEC_FILE
     if not path.exists():
         raise UserError([f"name: no sweep {Path(folder).name!r} in {Path(folder).parent}"])
-    return SweepSpec.model_validate(parse(path.read_text(encoding="utf-8")))
+    return read_saved_spec(path)
 
 
 def sweep_status(folder: Path) -> list[str]:

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import DataNotFoundError
 from .registry import register_dataset
-from .splits import DataSet, DataShape, Split
+from .splits import DataSet, Split
 
 
 def _torchvision_cifar(cls, folder: str, data_dir: Path, download: bool) -> tuple[Split, Split, int]:
@@ -27,11 +27,7 @@ def _torchvision_cifar(cls, folder: str, data_dir: Path, download: bool) -> tupl
     return splits[0], splits[1], len(parts[0].classes)
 
 
-@register_dataset(
-    "cifar10",
-    shape=DataShape(60000, 3, 32, 10, train_images=50000),
-    summary="CIFAR-10: 50,000 + 10,000 images, 32 px, 10 classes",
-)
+@register_dataset("cifar10")
 def cifar10(data_dir: Path, download: bool = False) -> DataSet:
     import torchvision  # optional for the trainers, as in trainers/models/torchvision_nets.py
 
@@ -39,11 +35,7 @@ def cifar10(data_dir: Path, download: bool = False) -> DataSet:
     return DataSet(train, test, classes, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 
-@register_dataset(
-    "cifar100",
-    shape=DataShape(60000, 3, 32, 100, train_images=50000),
-    summary="CIFAR-100: 50,000 + 10,000 images, 32 px, 100 classes",
-)
+@register_dataset("cifar100")
 def cifar100(data_dir: Path, download: bool = False) -> DataSet:
     import torchvision
 

@@ -16,20 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..catalogue.datasets import digits_test_images
 from ..errors import DataNotFoundError
 from .registry import register_dataset
-from .splits import DataSet, DataShape, Split
+from .splits import DataSet, Split
 
-IMAGES = 1797  # in scikit-learn's copy
 CSV = ("datasets", "data", "digits.csv.gz")  # inside the sklearn package
-
-
-def _test_images(test_fraction: float) -> int:
-    return round(test_fraction * IMAGES)
-
-
-def _shape(test_fraction: float) -> DataShape:
-    return DataShape(IMAGES, 1, 8, 10, train_images=IMAGES - _test_images(test_fraction))
 
 
 @functools.cache
@@ -47,14 +39,14 @@ def _read() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-@register_dataset("digits", shape=_shape, summary="scikit-learn's 1,797 digits, 8 px grey, 10 classes (offline)")
+@register_dataset("digits")
 def digits(data_dir: Path, download: bool = False, test_fraction: float = 0.2) -> DataSet:
     """scikit-learn's 1,797 8x8 digits (values 0-16), one channel; a fixed seeded test split
     (seed 0, independent of the run's seed) so every run is scored on the same images."""
     array_images, array_labels = _read()
     images, labels = torch.tensor(array_images), torch.tensor(array_labels)  # copies: a run may not alter the cache
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    n_test = _test_images(test_fraction)
+    n_test = digits_test_images(test_fraction)
     test, train = order[:n_test], order[n_test:]
     scaled = images.float() / 255
     return DataSet(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..catalogue.datasets import held_out
 from ..errors import ConfigError
 
 
@@ -29,22 +30,6 @@ class DataSet:
     num_classes: int
     mean: tuple[float, ...]  # per channel, of images scaled to [0, 1]
     std: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class DataShape:
-    """What a data set holds, known without loading it (to size a trial before it starts)."""
-
-    images: int  # training plus test images (what the memory estimate holds on the card)
-    channels: int
-    side: int  # of the square images, in pixels
-    num_classes: int
-    train_images: int  # of the training split, before the validation images are held out of it
-
-
-def held_out(images: int, fraction: float) -> int:
-    """How many of `images` training images `hold_out` sets aside for validation."""
-    return round(fraction * images)
 
 
 def hold_out(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split | None]:

@@ -7,16 +7,10 @@ from pathlib import Path
 import torch
 
 from .registry import register_dataset
-from .splits import DataSet, DataShape, Split
+from .splits import DataSet, Split
 
 
-def _shape(images: int, image_size: int, channels: int, num_classes: int, seed: int) -> DataShape:
-    return DataShape(2 * images, channels, image_size, num_classes, train_images=images)
-
-
-@register_dataset(
-    "synthetic", shape=_shape, summary="random images shaped by train.synthetic (benchmarks)", options_field="synthetic"
-)
+@register_dataset("synthetic")
 def synthetic(
     data_dir: Path,
     download: bool = False,

@@ -59,9 +59,9 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from ..build import build_model, build_optimizer, data_shape
+from ..build import build_model, build_optimizer
+from ..catalogue import get_model_info
 from ..config import TrainConfig
-from ..models import get_model_info
 from .passes import distinct_bytes, eval_peak_bytes, gpu_kernels, linear_in_batch, saved_bytes, storage_key
 
 GIB = 2**30
@@ -114,7 +114,7 @@ class MemoryEstimate:
 
 def estimate_train_memory(cfg: TrainConfig) -> MemoryEstimate:
     """Estimate the device memory a trial of `cfg` needs, without allocating it (module docstring)."""
-    shape = data_shape(cfg)
+    shape = cfg.data_shape()
     side = get_model_info(cfg.model).input_size or shape.side
     batch, eval_batch = min(cfg.batch_size, shape.images), min(cfg.eval_batch_size, shape.images)
     try:

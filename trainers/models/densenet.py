@@ -82,7 +82,7 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_model("densenet121", input_size=32, summary="DenseNet-121 (BC, k=32), CIFAR version (3x3 stem)", paper_params_m=6.95)
+@register_model("densenet121")
 def densenet121(num_classes: int, growth_rate: int = 32) -> nn.Module:
     """Blocks [6, 12, 24, 16], growth rate 32, compression 0.5; 6,956,298 parameters on CIFAR-10."""
     return DenseNet((6, 12, 24, 16), num_classes, growth_rate=growth_rate)

@@ -92,7 +92,7 @@ class DLA(nn.Module):
         return self.fc(torch.flatten(self.pool(self.trees(self.stem(x))), 1))
 
 
-@register_model("dla", input_size=32, summary="Deep Layer Aggregation, CIFAR version (pytorch-cifar)", paper_params_m=16.29)
+@register_model("dla")
 def dla(num_classes: int) -> nn.Module:
     """Four aggregation trees (levels 1, 2, 2, 1); 16,291,402 parameters on CIFAR-10."""
     return DLA(num_classes)

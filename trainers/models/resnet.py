@@ -127,13 +127,13 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
-@register_model("resnet18", input_size=32, summary="ResNet-18, CIFAR version (3x3 stem, no max-pool)", paper_params_m=11.17)
+@register_model("resnet18")
 def resnet18(num_classes: int, width: int = 64) -> nn.Module:
     """BasicBlock x [2, 2, 2, 2]; 11,173,962 parameters on CIFAR-10 at width 64 (the paper's)."""
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, width)
 
 
-@register_model("resnet50", input_size=32, summary="ResNet-50, CIFAR version (3x3 stem, no max-pool)", paper_params_m=23.52)
+@register_model("resnet50")
 def resnet50(num_classes: int) -> nn.Module:
     """Bottleneck x [3, 4, 6, 3]; 23,520,842 parameters on CIFAR-10."""
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes)

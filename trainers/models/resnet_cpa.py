@@ -98,12 +98,7 @@ class ResNet18CPA(nn.Module):
         return self.classifier(out.mean(dim=(2, 3)))  # global average pool (4x4 on CIFAR)
 
 
-@register_model(
-    "resnet18_cpa",
-    input_size=32,
-    summary="CIFAR ResNet-18 with a UPANets channel-pixel-attention layer in each basic block",
-    paper_params_m=11.71,
-)
+@register_model("resnet18_cpa")
 def resnet18_cpa(num_classes: int) -> nn.Module:
     """The paper's `Resnet18_CPA`, reconstructed (see the module docstring for what is assumed).
 

@@ -18,7 +18,7 @@ def _stage(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
     return [*layers, nn.MaxPool2d(2)] if pool else layers
 
 
-@register_model("small_cnn", input_size=None, summary="3-stage CNN for CPU runs (width option, default 16)")
+@register_model("small_cnn")
 def small_cnn(num_classes: int, width: int = 16) -> nn.Module:
     """`width`: channels of the first stage (doubled at each of the next two)."""
     if width < 1:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..catalogue.models import TORCHVISION_ARCHS
 from .registry import register_model
 
 # torchvision is imported where a network is built, so the CIFAR models (and benchmarks/gpu.py)
@@ -65,8 +66,5 @@ def _builder(arch: str):
     return build
 
 
-# Table 4 of the paper: fine-tuned on CIFAR-10 with lr 0.01 (0.001 for ViT-B/16), 100 epochs.
-for _arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet101_2", "vit_b_16"):
-    register_model(f"tv_{_arch}", input_size=224, summary=f"torchvision {_arch}, ImageNet layout (224x224)", pretrained=True)(
-        _builder(_arch)
-    )
+for _arch in TORCHVISION_ARCHS:  # Table 4 of the paper
+    register_model(f"tv_{_arch}")(_builder(_arch))

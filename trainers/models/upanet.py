@@ -201,12 +201,7 @@ class UPANet(nn.Module):
 #   f=64: 24,017,183 (10 classes), 24,195,833 (100 classes)
 
 
-@register_model(
-    "upanet16",
-    input_size=32,
-    summary="UPANets, 16 base filters (the paper's UPA16): CPA blocks, dense stages, SPA head",
-    paper_params_m=1.51,
-)
+@register_model("upanet16")
 def upanet16(num_classes: int) -> nn.Module:
     """UPANets-16, the authors' `UPANets(16, num_classes, 1, 32)`.
 
@@ -216,12 +211,7 @@ def upanet16(num_classes: int) -> nn.Module:
     return UPANet(16, num_classes)
 
 
-@register_model(
-    "upanet64",
-    input_size=32,
-    summary="UPANets, 64 base filters (the paper's UPA64, CIFAR-100 only)",
-    paper_params_m=23.59,
-)
+@register_model("upanet64")
 def upanet64(num_classes: int) -> nn.Module:
     """UPANets-64, the authors' `UPANets(64, num_classes, 1, 32)`.
 

@@ -54,7 +54,7 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-@register_model("vgg16", input_size=32, summary="VGG-16 with BatchNorm, CIFAR version (one linear head)", paper_params_m=14.728)
+@register_model("vgg16")
 def vgg16(num_classes: int) -> nn.Module:
     """13 conv + BN layers, one linear classifier; 14,728,266 parameters on CIFAR-10."""
     return VGG(VGG16_CONFIG, num_classes)

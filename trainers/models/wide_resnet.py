@@ -73,13 +73,13 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(self.head(self.blocks(self.stem(x))), 1))
 
 
-@register_model("wrn16_8", input_size=32, summary="WideResNet-16-8 (pre-activation, Zagoruyko & Komodakis 2016)")
+@register_model("wrn16_8")
 def wrn16_8(num_classes: int, dropout: float = 0.0) -> nn.Module:
     """n = 2 blocks per stage, widths 128/256/512; 10,961,370 parameters on CIFAR-10."""
     return WideResNet(16, 8, num_classes, dropout)
 
 
-@register_model("wrn28_10", input_size=32, summary="WideResNet-28-10 (pre-activation, Zagoruyko & Komodakis 2016)")
+@register_model("wrn28_10")
 def wrn28_10(num_classes: int, dropout: float = 0.0) -> nn.Module:
     """n = 4 blocks per stage, widths 160/320/640; 36,479,194 parameters on CIFAR-10."""
     return WideResNet(28, 10, num_classes, dropout)

@@ -1,4 +1,5 @@
-"""The paper's update rules on one base optimizer, SGD (docs/optimizers.md).
+"""The paper's update rules on one base optimizer, SGD (docs/optimizers.md); their names, passes
+and hyperparameters are in trainers/catalogue/rules.py.
 
     opt = create_optimizer("sam_gns", model.parameters(), lr=0.1, rho=0.05)
     opt.step(closure)          # every rule; two-pass rules call the closure twice
@@ -9,7 +10,7 @@ Two-pass rules also expose `first_step()` / `second_step()` and a `perturbed` fl
 
 from .asam import ASAM
 from .batchnorm import frozen_batchnorm_stats
-from .registry import UpdateRule, create_optimizer, get_rule, list_optimizers
+from .registry import create_optimizer
 from .sam import SAM
 from .sam_gns import SAMGNS
 from .sgd import SGD
@@ -21,9 +22,6 @@ __all__ = [
     "SAMGNS",
     "SGD",
     "UGD",
-    "UpdateRule",
     "create_optimizer",
     "frozen_batchnorm_stats",
-    "get_rule",
-    "list_optimizers",
 ]

@@ -1,55 +1,26 @@
-"""The update-rule registry: one entry per rule, with the flags a training loop needs.
+"""The update-rule registry: each rule of the catalogue (trainers/catalogue/rules.py: passes, the
+hyperparameters it reads) bound to its class, and `create_optimizer` building one.
 
-A loop asks the registry how many passes a rule takes and which hyperparameters it reads, and
+A loop asks the catalogue how many passes a rule takes and which hyperparameters it reads, and
 never branches on a rule's name (docs/architecture.md, "Dependency directions").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 import torch
 
+from ..catalogue import get_rule, list_optimizers
 from .asam import ASAM
 from .sam import SAM
 from .sam_gns import SAMGNS
 from .sgd import SGD
 from .ugd import UGD
 
-
-@dataclass(frozen=True)
-class UpdateRule:
-    name: str
-    factory: Callable[..., torch.optim.Optimizer]
-    passes: int  # forward + backward passes per step: 1, or 2 for sharpness-aware rules
-    uses: tuple[str, ...]  # rule-specific hyperparameters it reads, beyond SGD's
-    summary: str
-
-
-_RULES: dict[str, UpdateRule] = {
-    rule.name: rule
-    for rule in (
-        UpdateRule("sgd", SGD, 1, (), "SGD with momentum and coupled weight decay"),
-        UpdateRule("ugd", UGD, 1, (), "SGD on g / ‖g‖ (paper, Algorithm 2)"),
-        UpdateRule("sam", SAM, 2, ("rho",), "SAM (paper, Algorithm 1; Foret et al. 2020)"),
-        UpdateRule("asam", ASAM, 2, ("rho", "eta"), "adaptive SAM, T = |w| + eta (Kwon et al. 2021)"),
-        UpdateRule("sam_gns", SAMGNS, 2, ("rho",), "SAM with g* / ‖g*‖ (paper, Algorithm 3)"),
-    )
-}
-
-
-def list_optimizers() -> list[str]:
-    """Registry keys of every update rule, in the order the paper introduces them."""
-    return list(_RULES)
-
-
-def get_rule(name: str) -> UpdateRule:
-    """The registry entry for `name`; an unknown name raises ValueError listing the known ones."""
-    try:
-        return _RULES[name]
-    except KeyError:
-        raise ValueError(f"unknown update rule {name!r}; known: {', '.join(_RULES)}") from None
+_CLASSES: dict[str, type[torch.optim.Optimizer]] = {"sgd": SGD, "ugd": UGD, "sam": SAM, "asam": ASAM, "sam_gns": SAMGNS}
+if list(_CLASSES) != list_optimizers():  # one class per catalogue entry, in its order
+    raise ValueError(f"update rules with a class {list(_CLASSES)} differ from the catalogue's {list_optimizers()}")
 
 
 def create_optimizer(
@@ -70,4 +41,4 @@ def create_optimizer(
     """
     rule = get_rule(name)
     extra = {key: value for key, value in (("rho", rho), ("eta", eta)) if key in rule.uses}
-    return rule.factory(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=0, **extra)
+    return _CLASSES[name](params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=0, **extra)
