@@ -2,6 +2,9 @@
 skipped parameters, errors, no host synchronisation, dtypes and devices."""
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ from torch import nn
 from trainers.catalogue import get_rule, list_optimizers
 from trainers.optim import create_optimizer, frozen_batchnorm_stats
 
+ROOT = Path(__file__).resolve().parent.parent
 TWO_PASS = [name for name in list_optimizers() if get_rule(name).passes == 2]
 
 
@@ -244,3 +248,24 @@ def test_a_parameter_whose_first_gradient_comes_later_starts_its_momentum_like_t
         torch.testing.assert_close(
             ours.state[mine]["momentum_buffer"], theirs.state[reference]["momentum_buffer"], rtol=1e-12, atol=1e-14
         )
+
+
+def test_training_and_resuming_never_import_dynamo():
+    """A fresh process (a new Ray worker) trains, saves and restores every rule without importing
+    torch._dynamo, which torch.optim's own add_param_group, zero_grad and state_dict methods
+    import on first use (1.1-4 s; trainers/optim/sgd.py)."""
+    probe = (
+        "import sys, torch\n"
+        "from trainers.catalogue import list_optimizers\n"
+        "from trainers.config import TrainConfig\n"
+        "from trainers.train import fit\n"
+        "for rule in list_optimizers():\n"
+        "    cfg = dict(dataset='digits', model='small_cnn', model_options={'width': 4}, optimizer=rule, batch_size=256)\n"
+        "    states = []\n"
+        "    fit(TrainConfig(**cfg, epochs=1), lambda metrics, state: states.append(state))\n"
+        "    fit(TrainConfig(**cfg, epochs=2), state=states[-1])  # the optimizer's state restored\n"
+        "print(len(states), 'torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "False"]
