@@ -6,6 +6,8 @@ bare `python -c pass`: each run in a fresh interpreter, contenders alternated, m
 `--against` runs the same commands in another checkout too (`python -m` imports the `sweep`
 package of the folder it starts in), alternated with this one's: before and after in one run.
 `--quick` runs each command once (a check that the benchmark runs, not a measurement).
+`sweep status` and `sweep list sweeps` read a saved sweep (its spec, no journal yet) that the
+benchmark writes into a temporary checkpoint folder first.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +31,31 @@ COMMANDS = {
     "sweep validate search_spaces/quickstart.yaml": [*SWEEP, "validate", "search_spaces/quickstart.yaml"],
     "sweep list models": [*SWEEP, "list", "models"],
 }
+SAVED = "quiet"  # the saved sweep `status` and `list sweeps` read
+
+
+SAVED_SPEC = f"""\
+name: {SAVED}
+dataset: digits
+models: [small_cnn]
+optimizers: [sgd, sam_gns]
+search: {{method: optuna, trials_per_arm: 4, space: {{lr: {{low: 0.01, high: 0.5, log: true}}}}}}
+"""
+
+
+def saved_sweep(storage: Path) -> dict[str, list[str]]:
+    """Write a saved sweep into checkpoint folder `storage` (as `sweep run` saves its spec, in a
+    subprocess: whatever this process imports would count in each command's peak memory, which a
+    forked child starts from); the commands that read it."""
+    (storage / SAVED).mkdir(parents=True)
+    write = (
+        "import sys; from sweep.spec import dump_spec, load_spec; open(sys.argv[2], 'w').write(dump_spec(load_spec(sys.argv[1])))"
+    )
+    source = storage / "spec.yaml"
+    source.write_text(SAVED_SPEC)
+    subprocess.run([sys.executable, "-c", write, str(source), str(storage / SAVED / "sweep_spec.yaml")], check=True, cwd=CHECKOUT)
+    where = ["--storage", str(storage)]
+    return {f"sweep status {SAVED}": [*SWEEP, "status", SAVED, *where], "sweep list sweeps": [*SWEEP, "list", "sweeps", *where]}
 
 
 def once(command: list[str], cwd: str | None) -> tuple[float, float]:
@@ -51,9 +79,10 @@ def main() -> None:
     if args.quick:
         args.repeats = 1
     folders = {"": str(CHECKOUT)} if args.against is None else {"": str(CHECKOUT), f" ({args.against})": args.against}
+    commands = {**COMMANDS, **saved_sweep(Path(tempfile.mkdtemp()) / "sweeps")}
     runs: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.repeats):
-        for name, command in COMMANDS.items():  # alternated: drift on the machine hits all alike
+        for name, command in commands.items():  # alternated: drift on the machine hits all alike
             for label, cwd in folders.items():
                 if label and name == "python -c pass":
                     continue

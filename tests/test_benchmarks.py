@@ -31,14 +31,14 @@ def test_gpu_benchmark_runs_end_to_end_in_cpu_quick_mode():
 
 @pytest.mark.slow
 def test_cli_start_benchmark_runs_each_command_in_quick_mode():
-    from benchmarks.cli_start import COMMANDS
+    from benchmarks.cli_start import COMMANDS, SAVED
 
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.cli_start", "--quick"], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
-    assert [row[0].strip() for row in rows] == list(COMMANDS)
+    assert [row[0].strip() for row in rows] == [*COMMANDS, f"sweep status {SAVED}", "sweep list sweeps"]
     assert all(float(wall) > 0 and float(mib) > 0 for _, wall, _, mib in rows)
 
 
