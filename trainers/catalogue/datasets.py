@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .entries import Entries
+
 DIGITS_IMAGES = 1797  # in scikit-learn's copy
 
 
@@ -55,9 +57,9 @@ def _synthetic(images: int = 1000, image_size: int = 32, channels: int = 3, num_
     return DataShape(2 * images, channels, image_size, num_classes, train_images=images)
 
 
-_DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
+_DATASETS = Entries(
+    "data set",
+    (
         DatasetInfo(
             "cifar10", DataShape(60000, 3, 32, 10, train_images=50000), "CIFAR-10: 50,000 + 10,000 images, 32 px, 10 classes"
         ),
@@ -66,8 +68,8 @@ _DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo("digits", _digits, "scikit-learn's 1,797 digits, 8 px grey, 10 classes (offline)"),
         DatasetInfo("synthetic", _synthetic, "random images shaped by train.synthetic (benchmarks)", options_field="synthetic"),
-    )
-}
+    ),
+)
 
 
 def list_datasets() -> list[str]:
@@ -77,10 +79,7 @@ def list_datasets() -> list[str]:
 
 def get_dataset_info(name: str) -> DatasetInfo:
     """The entry for `name`; an unknown name raises ValueError listing the known ones."""
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(_DATASETS)}") from None
+    return _DATASETS[name]
 
 
 def data_shape(name: str, **options) -> DataShape:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .entries import Entries
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -42,20 +44,17 @@ _TORCHVISION = tuple(
     ModelInfo(f"tv_{arch}", 224, f"torchvision {arch}, ImageNet layout (224x224)", ("pretrained",), pretrained=True)
     for arch in TORCHVISION_ARCHS
 )
-_MODELS: dict[str, ModelInfo] = {info.name: info for info in (*_CIFAR, *_SMALL, *_TORCHVISION)}
+_MODELS = Entries("model", sorted((*_CIFAR, *_SMALL, *_TORCHVISION), key=lambda info: info.name))
 
 
 def list_models() -> list[str]:
     """Names of every model, sorted."""
-    return sorted(_MODELS)
+    return list(_MODELS)
 
 
 def get_model_info(name: str) -> ModelInfo:
     """The entry for `name`; an unknown name raises ValueError listing the known ones."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+    return _MODELS[name]
 
 
 def check_model_options(name: str, options: dict) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .entries import Entries
+
 
 @dataclass(frozen=True)
 class RuleInfo:
@@ -17,16 +19,16 @@ class RuleInfo:
     summary: str
 
 
-_RULES: dict[str, RuleInfo] = {
-    rule.name: rule
-    for rule in (
+_RULES = Entries(
+    "update rule",
+    (
         RuleInfo("sgd", 1, (), "SGD with momentum and coupled weight decay"),
         RuleInfo("ugd", 1, (), "SGD on g / ‖g‖ (paper, Algorithm 2)"),
         RuleInfo("sam", 2, ("rho",), "SAM (paper, Algorithm 1; Foret et al. 2020)"),
         RuleInfo("asam", 2, ("rho", "eta"), "adaptive SAM, T = |w| + eta (Kwon et al. 2021)"),
         RuleInfo("sam_gns", 2, ("rho",), "SAM with g* / ‖g*‖ (paper, Algorithm 3)"),
-    )
-}
+    ),
+)
 
 
 def list_optimizers() -> list[str]:
@@ -36,7 +38,4 @@ def list_optimizers() -> list[str]:
 
 def get_rule(name: str) -> RuleInfo:
     """The entry for `name`; an unknown name raises ValueError listing the known ones."""
-    try:
-        return _RULES[name]
-    except KeyError:
-        raise ValueError(f"unknown update rule {name!r}; known: {', '.join(_RULES)}") from None
+    return _RULES[name]
