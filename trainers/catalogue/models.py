@@ -25,7 +25,7 @@ class ModelInfo:
     pretrained: bool = False  # the factory accepts `pretrained=True` (ImageNet weights)
 
 
-_CIFAR = (  # CIFAR versions of the paper's networks (Tables 2-3)
+_CIFAR = (  # CIFAR versions of the paper's networks (Tables 2-3) and of the SAM paper's WideResNets
     ModelInfo("resnet18", 32, "ResNet-18, CIFAR version (3x3 stem, no max-pool)", ("width",), 11.17),
     ModelInfo("resnet50", 32, "ResNet-50, CIFAR version (3x3 stem, no max-pool)", (), 23.52),
     ModelInfo("densenet121", 32, "DenseNet-121 (BC, k=32), CIFAR version (3x3 stem)", ("growth_rate",), 6.95),
