@@ -61,7 +61,6 @@ def check_model_options(name: str, options: dict) -> None:
     """Raise ValueError when model `name`'s factory takes no option of one of these names, so a
     misspelt option is caught when the config is read, not when the run starts."""
     known = get_model_info(name).options
-    unknown = [key for key in options if key not in known]
-    if unknown:
-        listed = list(known) or "none"
-        raise ValueError(f"model {name!r} takes options {listed}; got an unexpected option {unknown[0]!r}")
+    unknown = next((key for key in options if key not in known), None)
+    if unknown is not None:
+        raise ValueError(f"model {name!r} takes options {list(known) or 'none'}; got an unexpected option {unknown!r}")

@@ -18,7 +18,7 @@ from .splits import DataSet
 _LOADERS: dict[str, Callable[..., DataSet]] = {}
 
 
-def _options(function: Callable, skip: tuple[str, ...]) -> dict:
+def _options(function: Callable, skip: tuple[str, ...] = ()) -> dict:
     """A function's keyword options and their defaults, less the parameters named in `skip`."""
     return {name: p.default for name, p in inspect.signature(function).parameters.items() if name not in skip}
 
@@ -30,7 +30,7 @@ def register_dataset(name: str):
     def add(loader: Callable[..., DataSet]) -> Callable[..., DataSet]:
         if name in _LOADERS:
             raise ValueError(f"data set {name!r} is registered twice")
-        shaped = {} if isinstance(info.shape, DataShape) else _options(info.shape, ())
+        shaped = {} if isinstance(info.shape, DataShape) else _options(info.shape)
         if _options(loader, ("data_dir", "download")) != shaped:
             raise ValueError(f"data set {name!r}: the loader's options differ from its catalogue shape's {shaped}")
         _LOADERS[name] = loader
