@@ -104,6 +104,10 @@ def stopped(tmp_path_factory):
         wait_for(log, r"^\[3/4\] .*started", run, poll=0.02)
         with frozen(run.pid):
             assert "[4/4]" not in log.read_text(), "the last trial ended before its worker was held"
+            # `sweep list` reads the state file that the driver's live thread writes at each tick
+            # (`--status-every 1`), and answers in a fraction of a second: wait for a tick that
+            # has seen the third trial end (its status line is printed after the file is written)
+            wait_for(log, rf"^status {NAME}: running, .*; 1 running, 3/4 trials", run, poll=0.02)
             # at once, as three terminals would
             asked = {
                 "status": ("status", NAME),
