@@ -38,6 +38,7 @@ from ..tracking.status import Board, State, current_state, read_state
 from .conclude import SweepOutcome, conclude
 from .live import LiveStatus
 from .progress import Progress
+from .recovery import install as retry_failed_resets
 from .scheduler import build_scheduler
 from .signals import StopNow, StopSignals, armed, sigterm_again
 from .system_metrics import node_monitors
@@ -243,6 +244,7 @@ def resume_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> Sweep
 def _fit(spec: SweepSpec, tracker: SweepTracker, tuner: tune.Tuner, status_every: float) -> SweepOutcome:
     """Run the Tuner and end the sweep, SIGTERM, SIGHUP and `sweep stop` stopping both as Ctrl-C
     does, with the live status lines and the state file throughout."""
+    retry_failed_resets()  # a pending trial whose reused actor died keeps its retries
     live = LiveStatus(spec, status_every)
     with StopSignals(spec.folder / STOP_FILE) as stops:
         try:
