@@ -87,6 +87,10 @@ def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tm
         for key in ("images_per_s", "peak_rss_mb"):  # what the hardware did, every epoch (no CUDA here)
             history = client.get_metric_history(child.info.run_id, key)
             assert sorted(m.step for m in history) == [1, 2] and all(m.value > 0 for m in history), key
+        # each point's time is when the trial reported its epoch, to the millisecond: after the
+        # trial started, the second epoch after the first (Tune's own timestamp is whole seconds)
+        stamps = [m.timestamp for m in sorted(client.get_metric_history(child.info.run_id, "val_acc"), key=lambda m: m.step)]
+        assert float(child.data.tags["trial_started_at"]) * 1000 <= stamps[0] < stamps[1], stamps
         params = child.data.params
         assert {"optimizer", "model", "dataset", "lr", "rho", "momentum", "weight_decay", "batch_size", "epochs", "seed"} <= set(
             params

@@ -11,14 +11,16 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from ..spec import searched
-from .schema import CURVES, EXPERIMENT_KIND, OUTCOME_TAG, Outcome
+from .schema import CURVES, EXPERIMENT_KIND, OUTCOME_TAG, REPORTED_AT, Outcome
 
 
 def curve_points(result: dict[str, Any]) -> list[Metric]:
     """One epoch's curves as MLflow metrics at `step=epoch`, for one `log_batch` request; stamped
-    with the time Ray Tune received them (its `timestamp`, seconds) where known, so an epoch
-    replayed after an outage keeps its own time."""
-    stamp = int(float(result["timestamp"]) * 1000) if "timestamp" in result else int(time.time() * 1000)
+    with the time the trial reported them where known (else Ray Tune's `timestamp`, whole
+    seconds, as in a journal written before), so an epoch replayed after an outage keeps its own
+    time."""
+    stamp = result.get(REPORTED_AT, result.get("timestamp", time.time()))
+    stamp = int(float(stamp) * 1000)
     return [Metric(key, float(result[key]), stamp, int(result["epoch"])) for key in CURVES if key in result]
 
 

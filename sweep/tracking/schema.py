@@ -43,6 +43,10 @@ CURVES = (
     *("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"),
     *("images_per_s", "peak_gpu_memory_mb", "peak_rss_mb"),
 )
+# in each epoch's result: when the trial reported it (seconds since the epoch, float), the curves'
+# time in MLflow; Ray Tune's own `timestamp` is whole seconds, which put a short trial's last
+# epoch before its own start
+REPORTED_AT = "reported_at"
 METRIC, MODE = "val_acc", "max"  # the objective: validation accuracy, never test accuracy
 # on the parent run, per arm key: its chosen setting's mean final accuracies, e.g. best_val_acc/small_cnn/sgd
 BEST_METRICS = {"val_acc": "best_val_acc/", "test_acc": "best_test_acc/"}

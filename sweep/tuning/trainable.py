@@ -24,7 +24,7 @@ from trainers.train import fit
 
 from ..cluster.cards import CARD_LABEL, card_label
 from ..cluster.placement import allocator_fraction
-from ..tracking.schema import Outcome, TrialConfig, TrialPlace
+from ..tracking.schema import REPORTED_AT, Outcome, TrialConfig, TrialPlace
 
 STATE_FILE = "state.pt"
 # Test hook for the retry path: when the file this variable names exists and holds an
@@ -96,6 +96,7 @@ def train_trial(config: TrialConfig) -> None:
             **metrics,
             **where,
             "restored_from_epoch": restored,
+            REPORTED_AT: time.time(),
         }
         if not checkpoint_due(metrics["epoch"], metrics["status"], every, every_s, time.monotonic() - saved_at):
             tune.report(metrics)
