@@ -48,6 +48,11 @@ RETRY_S = (0.5, 5.0)  # wait after a failed attempt: the first, doubling up to t
 # A trial's consecutive epochs and checkpoints go out together: the curves, and the latest
 # checkpoint as its run's tag (only the latest is kept, by Tune and on the run).
 BATCHED = {Event.EPOCH, Event.CHECKPOINT}
+# Once new events are in, the applier waits this long for more before it reads, so a live sweep's
+# epochs of one run share a request too (each request has a fixed cost: a transaction, a commit,
+# the run read back). An epoch reaches MLflow at most this much later; a stopping journal does
+# not wait.
+LINGER_S = 0.25
 
 
 def workers_for(uri: str) -> int:
@@ -121,6 +126,9 @@ class Applier:
                     journal._cond.wait_for(lambda: journal._stop or journal._applied < journal._end)
                     if journal._stop:
                         return
+                if journal._wait(LINGER_S):
+                    return
+                with journal._cond:
                     start, end, count = journal._applied, journal._end, journal._applied_events
                 items = read_items(reader, start, end, ROUND)
                 if not items:
