@@ -223,3 +223,28 @@ def test_a_trial_applied_from_a_backlog_takes_three_requests_and_a_caught_up_sta
         journal.close()
     (run,) = client.search_runs([run.info.experiment_id], filter_string="tags.`ray.trial_id` = 't007'")
     assert run.info.status == "FINISHED" and [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1]
+
+
+def test_a_caught_up_journal_sends_the_epochs_that_arrive_together_in_one_request(tmp_path, monkeypatch):
+    spec = spec_for(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    journal = Journal(spec.checkpoints.path / spec.name, SweepTracker(spec)).start()
+    batches: list[int] = []
+    real = SweepTracker.log_epochs
+
+    def counted(self, trial, config, results, **kwargs):
+        batches.append(len(results))
+        return real(self, trial, config, results, **kwargs)
+
+    monkeypatch.setattr(SweepTracker, "log_epochs", counted)
+    try:
+        cfg = trial_config(0)
+        journal.append(Event.SWEEP)
+        journal.append(Event.START, trial="t000", config=cfg)
+        assert journal.drain(30)
+        for epoch in (1, 2, 3):  # as two fast trials' epochs reach the driver: well within LINGER_S
+            journal.append(Event.EPOCH, trial="t000", config=cfg, result=result(0, epoch))
+            time.sleep(0.03)
+        assert journal.drain(30)
+    finally:
+        journal.close()
+    assert batches == [3]  # one request, not one per epoch
