@@ -2,7 +2,8 @@
 side, each a start, its epochs, a checkpoint every 2 epochs and an end; Tune-like results and full
 TrainConfigs), applied by the real Journal and SweepTracker into SQLite and into a real
 `mlflow server` on PostgreSQL, by the journal as it is (WORKERS threads for a server, many epochs
-per request) and as it was (one thread, one event per request: `applier.ROUND = 1`), and on
+per request) and as it was (one thread, one event per request, no wait for more: `applier.ROUND = 1`,
+`applier.LINGER_S = 0`), and on
 SQLite with 8 threads forced (the journal uses one there: docs/platform.md).
 
 Two figures per store and applier:
@@ -217,7 +218,7 @@ def main(quick: bool = False) -> list[list[object]]:
     backlog_events = 200 if quick else 12000
     slots, epochs = (20, 10) if quick else (200, 20)
     root = Path(tempfile.mkdtemp(prefix="scale_tracking_"))
-    rounds, before, after = applier.ROUND, "before: 1 event/request", "after: batched"
+    rounds, linger, before, after = applier.ROUND, applier.LINGER_S, "before: 1 event/request", "after: batched"
     # (store, applier, events per round, threads): `before` is the journal as it was
     runs = [("sqlite", before, 1, 1), ("sqlite", after, rounds, 1), ("sqlite", after, rounds, 8)]
     runs += [("postgresql", before, 1, 1), ("postgresql", after, rounds, applier.WORKERS)]
@@ -226,6 +227,7 @@ def main(quick: bool = False) -> list[list[object]]:
     with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin, Stores(admin, root, quick, server) as stores:
         for store, name, round_size, workers in runs:
             applier.ROUND, figures = round_size, []
+            applier.LINGER_S = linger if round_size > 1 else 0.0  # the journal as it was applied at once
             try:
                 for what in ("capacity", "lag"):
                     with stores.sweep(store) as spec:
@@ -234,7 +236,7 @@ def main(quick: bool = False) -> list[list[object]]:
                         else:
                             figures.extend(lag(spec, rate, seconds, slots, epochs, workers, WAIT_S))
             finally:
-                applier.ROUND = rounds
+                applier.ROUND, applier.LINGER_S = rounds, linger
             rows.append([store, name, workers, figures[0], figures[2], figures[1], figures[3]])
             print(f"# {store}, {name}, {workers} threads: done", flush=True)
     print(
