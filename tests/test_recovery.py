@@ -39,7 +39,7 @@ class ResetFailsOnce(tune.Trainable):
 
 
 def test_a_trial_whose_reused_actor_fails_its_reset_is_retried_on_a_fresh_actor(tmp_path):
-    assert recovery.install()  # the pinned Ray has every controller name the patch needs
+    assert recovery.install()  # the installed Ray has every controller name the patch needs
     marker = tmp_path / "fail-next-reset"
     marker.touch()
     # the workers import this module to build the trainable

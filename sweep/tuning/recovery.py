@@ -10,7 +10,7 @@ treatment, so the trial goes back to the queue and starts on a fresh actor from 
 checkpoint, as any retried trial does (docs/platform.md, "Ray Tune").
 
 This leans on Tune's private controller: the names it needs are checked first, and where a Ray
-release lacks one, nothing is patched (tests/test_recovery.py fails with the pinned Ray then).
+release lacks one, nothing is patched (and tests/test_recovery.py fails, naming the gap).
 """
 
 from __future__ import annotations
