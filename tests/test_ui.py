@@ -41,6 +41,7 @@ def ui(tmp_path_factory):
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,  # a process group of its own: its sockets are told from other tests'
     )
     url = server.stdout.readline().split(": ", 1)[1].split()[0]
     deadline = time.monotonic() + 120
@@ -53,15 +54,17 @@ def ui(tmp_path_factory):
     yield (
         url,
         [r.info.run_name for r in tracker.client.search_runs([tracker.experiment_id]) if "mlflow.parentRunId" in r.data.tags],
+        server.pid,
     )
     server.terminate()
     server.wait(timeout=30)
 
 
 def test_the_ui_listens_on_loopback_only(ui):
-    url, _ = ui
+    url, _, group = ui
     port = int(url.split(":")[2].split("/")[0])
-    assert listening_addresses(port) == {"127.0.0.1"}
+    # the server's own sockets: another test's process may listen on the same port number elsewhere
+    assert listening_addresses(port, [group]) == {"127.0.0.1"}
 
 
 def browser():
@@ -91,7 +94,7 @@ def test_mlflow_ui_lists_the_child_runs_and_charts_test_acc(ui):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, child_names = ui
+    url, child_names, _ = ui
     assert url.startswith("http://127.0.0.1:") and "workflowType=machine_learning" in url
     ARTIFACTS.mkdir(exist_ok=True)
     driver = browser()
