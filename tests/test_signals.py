@@ -19,6 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from helpers.figures import logged_epochs
+from helpers.processes import processes_in
 from helpers.servers import MlflowServer
 from sweep.cli.sweeps import _finish
 from sweep.tracking.journal_files import JOURNAL
@@ -267,14 +268,7 @@ class Driver:
 
     def group(self) -> list[int]:
         """Processes left in the driver's process group (its local Ray's GCS and raylet live there)."""
-        left = []
-        for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
-            try:
-                if os.getpgid(pid) == self.proc.pid:
-                    left.append(pid)
-            except ProcessLookupError:
-                pass
-        return left
+        return processes_in([self.proc.pid])
 
     def cleanup(self) -> None:
         if self.proc.poll() is None:

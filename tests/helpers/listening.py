@@ -4,6 +4,8 @@ import os
 import socket
 from pathlib import Path
 
+from .processes import processes_in
+
 
 def listening_addresses(port: int, groups: list[int] | None = None) -> set[str]:
     """Addresses with a socket listening on `port`, read from the kernel's table (Linux); with
@@ -35,14 +37,12 @@ def listening_addresses(port: int, groups: list[int] | None = None) -> set[str]:
 def _sockets_of(groups: list[int]) -> set[str]:
     """Socket inodes held open by the processes of these process groups."""
     inodes = set()
-    for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
+    for pid in processes_in(groups):
         try:
-            if os.getpgid(pid) not in groups:
-                continue
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
                 if target.startswith("socket:["):
                     inodes.add(target[len("socket:[") : -1])
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
+        except (FileNotFoundError, PermissionError):
             continue  # a process that ended while it was read
     return inodes
