@@ -53,7 +53,7 @@ def test_a_trial_whose_reused_actor_fails_its_reset_is_retried_on_a_fresh_actor(
             run_config=tune.RunConfig(
                 storage_path=str(tmp_path / "tune"),
                 failure_config=tune.FailureConfig(max_failures=1),
-                callbacks=[JsonLoggerCallback()],  # the results' files (the suite's Ray settings turn Tune's own off)
+                callbacks=[JsonLoggerCallback()],  # the results' files, whatever the environment says of Tune's own
                 verbose=0,
             ),
         )

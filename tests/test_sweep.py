@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from helpers.fake_sweep import ray_sweep_spec
 from helpers.figures import logged_epochs, record
 from sweep.spec import Arm
-from sweep.tuning.driver import run_sweep
+from sweep.tuning.driver import PENDING_ENV, TUNE_SETTINGS, run_sweep
 from sweep.tuning.trainable import FAULT_ENV
 
 pytestmark = pytest.mark.slow
@@ -61,9 +61,16 @@ def steps(client, run, key="test_acc"):
     return sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
 
 
-def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tmp_path):
+def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tmp_path, monkeypatch):
     spec = tiny_spec(tmp_path, "tiny")
+    for name in TUNE_SETTINGS:  # the sweep's settings of Tune hold while it runs only (docs/platform.md)
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(PENDING_ENV, "3")  # one the user set is theirs, and kept
     outcome = run_sweep(spec)
+    assert {name: os.environ.get(name) for name in [*TUNE_SETTINGS, PENDING_ENV]} == {
+        **dict.fromkeys(TUNE_SETTINGS),
+        PENDING_ENV: "3",
+    }
     assert not outcome.interrupted and outcome.failed == 0
     assert set(outcome.best) == {"small_cnn/sgd", "small_cnn/sam_gns"}
 

@@ -45,7 +45,39 @@ from .system_metrics import node_monitors
 from .trainable import train_trial
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
-_USERS_ENV = frozenset(os.environ)  # a value the user set before starting wins over ours
+
+
+# Tune reads these settings from the environment while a sweep runs; a value the user set wins.
+TUNE_SETTINGS = {
+    # one checkpoint per epoch of short trials makes Tune warn about snapshot frequency
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # MLflow holds the curves: no CSV and TensorBoard copy of every result written by the
+    # driver; its result.json stays (JsonLoggerCallback in run_sweep)
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Trials without a validation split (val_fraction 0, the paper's protocol) report no val_acc,
+    # which Tune's check of the objective would take for a broken trainable; the spec allows it
+    # only where nothing is chosen or stopped on it.
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+}
+
+
+@contextlib.contextmanager
+def tune_settings() -> Iterator[None]:
+    """TUNE_SETTINGS (and the pending-trial limit `_trainable` sets) for one sweep, and the
+    environment as it was afterwards: a notebook's or a test's next Tune experiment in the same
+    process gets Tune's defaults back, its result.json files included (docs/platform.md)."""
+    names = [*TUNE_SETTINGS, PENDING_ENV]
+    before = {name: os.environ.get(name) for name in names}
+    for name, value in TUNE_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _quiet() -> None:
@@ -55,15 +87,6 @@ def _quiet() -> None:
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     # nor does a new SQLite store's table creation need two lines of MLflow's own
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    # one checkpoint per epoch of short trials makes Tune warn about snapshot frequency
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # MLflow holds the curves: no CSV and TensorBoard copy of every result written by the
-    # driver; its result.json stays (JsonLoggerCallback in run_sweep)
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # Trials without a validation split (val_fraction 0, the paper's protocol) report no val_acc,
-    # which Tune's check of the objective would take for a broken trainable; the spec allows it
-    # only where nothing is chosen or stopped on it.
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 
 @contextlib.contextmanager
@@ -102,7 +125,7 @@ def _trainable(spec: SweepSpec):
     # With a custom searcher Tune keeps one trial pending at a time, so a cluster of many slots
     # fills one actor start after another (seen: four 0.25-GPU trials ran one at a time). Let it
     # queue as many as the cluster could run at once, unless the user capped it.
-    if not spec.max_concurrent and PENDING_ENV not in _USERS_ENV:
+    if not spec.max_concurrent and PENDING_ENV not in os.environ:  # inside tune_settings: the user's value wins
         os.environ[PENDING_ENV] = str(_slots(placements.values()))
     return tune.with_resources(train_trial, placement.PlacementByModel(placements))
 
@@ -177,6 +200,7 @@ def find_sweep(name: str, storage: Path, overrides: list[str] = ()) -> tuple[Pat
     return folder, spec
 
 
+@tune_settings()
 def run_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOutcome:
     """Start a new sweep in the current Ray session."""
     check_new(spec)
@@ -215,6 +239,7 @@ def run_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOut
     return _fit(spec, tracker, tuner, status_every)
 
 
+@tune_settings()
 def resume_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOutcome:
     """Continue a stopped or interrupted sweep (its spec as `find_sweep` read it): same studies,
     finished trials kept, unfinished ones resumed. A spec whose budget `find_sweep` raised
