@@ -13,8 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from helpers.fake_sweep import ray_sweep_spec
 from helpers.figures import logged_epochs, record
+from sweep.defaults import TUNE_SETTINGS
 from sweep.spec import Arm
-from sweep.tuning.driver import PENDING_ENV, TUNE_SETTINGS, run_sweep
+from sweep.tuning.driver import PENDING_ENV, run_sweep
 from sweep.tuning.trainable import FAULT_ENV
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ from ..cluster import placement
 from ..cluster.cards import cluster_cards, detect_cards, node_labels
 from ..cluster.nodes import use_cluster_token, use_token_mode
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
-from ..defaults import RAY_SYSTEM_CONFIG, SPEC_FILE, STATUS_EVERY_S, STOP_FILE, command
+from ..defaults import RAY_SYSTEM_CONFIG, SPEC_FILE, STATUS_EVERY_S, STOP_FILE, TUNE_SETTINGS, command
 from ..errors import UserError
 from ..search.generator import ArmSearch
 from ..spec import Arm, SweepSpec, dump_spec, load_spec
@@ -44,21 +44,7 @@ from .signals import StopNow, StopSignals, armed, sigterm_again
 from .system_metrics import node_monitors
 from .trainable import train_trial
 
-PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
-
-
-# Tune reads these settings from the environment while a sweep runs; a value the user set wins.
-TUNE_SETTINGS = {
-    # one checkpoint per epoch of short trials makes Tune warn about snapshot frequency
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    # MLflow holds the curves: no CSV and TensorBoard copy of every result written by the
-    # driver; its result.json stays (JsonLoggerCallback in run_sweep)
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-    # Trials without a validation split (val_fraction 0, the paper's protocol) report no val_acc,
-    # which Tune's check of the objective would take for a broken trainable; the spec allows it
-    # only where nothing is chosen or stopped on it.
-    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
-}
+PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"  # set per sweep from its slots (_trainable)
 
 
 @contextlib.contextmanager
