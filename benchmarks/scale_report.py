@@ -1,5 +1,7 @@
 """`sweep report` by sweep size: the CLI in a fresh interpreter (imports included) on a SQLite
-MLflow store holding a sweep of N trial runs of 10 epochs, and its Optuna studies.
+MLflow store holding a sweep of N trial runs of 10 epochs, and its Optuna studies. Two ways: as on
+the machine that ran the sweep (`sweep report NAME --storage FOLDER`: the spec the sweep saved in
+its folder is at hand), and from the store alone (`--tracking-uri`: the spec is the parent run's).
 
 The store is written by the real tracker (sweep/tracking/runs.py: the parent run with the spec,
 each trial's run created as the journal creates it), each run's epochs in one `log_batch` rather
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,8 +30,9 @@ from mlflow.entities import RunTag
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from sweep.defaults import SPEC_FILE
 from sweep.search.storage import open_storage
-from sweep.spec import validate_spec
+from sweep.spec import dump_spec, validate_spec
 from sweep.tracking.records import curve_points
 from sweep.tracking.runs import SweepTracker
 from sweep.tracking.schema import OUTCOME_TAG
@@ -100,12 +104,16 @@ def fill(folder: Path, runs: int) -> None:
                 )
         study.add_trials(trials)
     tracker.finish({})
+    saved = folder / "sweeps" / spec.name
+    saved.mkdir(parents=True)
+    (saved / SPEC_FILE).write_text(dump_spec(spec))  # as the driver saves it when a sweep starts
 
 
-def report_seconds(folder: Path) -> float:
-    """Wall time of `sweep report scale` in a fresh interpreter, imports included."""
-    command = [sys.executable, "-m", "sweep.cli", "report", "scale", "--tracking-uri", f"sqlite:///{folder}/mlflow.db"]
-    command += ["--out", str(folder / "report")]
+def report_seconds(folder: Path, saved: bool) -> float:
+    """Wall time of `sweep report scale` in a fresh interpreter, imports included: with the sweep's
+    saved spec (`--storage`), or from the MLflow store alone (`--tracking-uri`)."""
+    where = ["--storage", str(folder / "sweeps")] if saved else ["--tracking-uri", f"sqlite:///{folder}/mlflow.db"]
+    command = [sys.executable, "-m", "sweep.cli", "report", "scale", *where, "--out", str(folder / "report")]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"}, timeout=1800)
     took = time.perf_counter() - start
@@ -116,17 +124,19 @@ def report_seconds(folder: Path) -> float:
 
 def main(quick: bool) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sizes = [20] if quick else [200, 2000]
+    sizes, repeats = ([20], 1) if quick else ([200, 2000], 3)
     rows = []
     for runs in sizes:
         folder = Path(tempfile.mkdtemp())
         start = time.perf_counter()
         fill(folder, runs)
         filled = time.perf_counter() - start
-        rows.append([runs, EPOCHS, f"{report_seconds(folder):.2f}", f"{filled:.0f}"])
+        timed = [report_seconds(folder, saved) for _ in range(repeats) for saved in (True, False)]  # alternated
+        saved, alone = (statistics.median(timed[start::2]) for start in (0, 1))
+        rows.append([runs, EPOCHS, f"{saved:.2f}", f"{alone:.2f}", f"{filled:.0f}"])
         print(f"{runs} runs: stores in {folder}", flush=True)
-    print("`sweep report` wall time by sweep size (SQLite store, fresh interpreter, imports included)")
-    print(table(["runs", "epochs", "report s", "fill s"], rows))
+    print(f"`sweep report` wall time by sweep size (SQLite store, fresh interpreter, imports included, median of {repeats})")
+    print(table(["runs", "epochs", "report s (saved spec)", "report s (store alone)", "fill s"], rows))
 
 
 if __name__ == "__main__":

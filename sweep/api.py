@@ -21,7 +21,7 @@ from .errors import UserError
 from .spec import SweepSpec, apply_override, load_spec, read_saved_spec, validate_spec
 
 if TYPE_CHECKING:
-    from .report.data import SweepReport
+    from .report.contents import SweepReport
     from .tuning.conclude import SweepOutcome
 
 
@@ -109,10 +109,10 @@ def _finish(outcome: SweepOutcome, spec: SweepSpec) -> SweepOutcome:
     """A complete sweep whose events are all in MLflow gets its report (the report reads MLflow)."""
     outcome.storage = spec.checkpoints.path
     if not outcome.interrupted and not outcome.unsynced:
-        from .report.render import write_report
+        from .report.write import write_report
 
         outcome.report_dir = defaults.reports(spec.name)
-        outcome.report = write_report(spec.tracking.mlflow_uri, spec.name, outcome.report_dir, spec.tracking.optuna_storage)
+        outcome.report = write_report(spec.tracking.mlflow_uri, spec.name, outcome.report_dir, spec)
     return outcome
 
 
@@ -127,11 +127,9 @@ def report(
         from .report.data import build_report
 
         return build_report(uri, name)
-    from .report.render import write_report
+    from .report.write import write_report
 
-    saved = saved_spec(name, storage)
-    studies = saved.tracking.optuna_storage if saved else None  # else the parent run's copy of the spec
-    return write_report(uri, name, Path(out), studies)
+    return write_report(uri, name, Path(out), saved_spec(name, storage))  # without a saved spec: the parent run's copy
 
 
 def saved_spec(name: str | None, storage: str | os.PathLike | None) -> SweepSpec | None:

@@ -57,6 +57,29 @@ def test_a_worker_importing_the_trainable_loads_neither_the_cli_nor_the_report()
     assert not [m for m in loaded if m.startswith(("sweep.cli", "sweep.report", "mlflow", "optuna", "sklearn"))], loaded
 
 
+def loaded_by(module: str) -> set[str]:
+    """The modules a fresh interpreter loads to import `module` (not those it marks absent)."""
+    probe = (
+        f"import sys; before = set(sys.modules); import {module}; "
+        "print(' '.join(sorted(name for name, m in sys.modules.items() if m is not None and name not in before)))"
+    )
+    return set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split())
+
+
+def test_the_report_s_figure_process_starts_before_mlflow_is_imported_and_never_needs_it():
+    # write.py starts the figure process first so that the two processes' imports overlap
+    # (sweep/report/figures.py): its handle costs nothing to import, the process imports no MLflow
+    handle = loaded_by("sweep.report.figures")
+    assert "sweep.report.figures" in handle
+    assert {m for m in handle if m.split(".")[0] not in sys.stdlib_module_names and m.split(".")[0] != "sweep"} == set()
+    drawing = loaded_by("sweep.report.draw")
+    assert "matplotlib" in drawing and not {
+        m for m in drawing if m.split(".")[0] in ("mlflow", "ray", "torch", "sklearn", "pandas")
+    }
+    assert "scipy.stats" not in drawing  # what the numbers are computed with, not the figures
+    assert "sweep.report.draw" not in loaded_by("sweep.report.write") and "mlflow" not in loaded_by("sweep.report.write")
+
+
 def test_the_report_needs_no_ray():
     roots = set().union(*(imported_roots(path) for path in python_files("sweep/report")))
     assert "ray" not in roots

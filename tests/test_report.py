@@ -7,8 +7,10 @@ without Ray (the report needs none); `tests/test_sweep.py` reports on a sweep Ra
 import csv
 import json
 import statistics
+import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
@@ -16,8 +18,11 @@ from scipy import stats
 
 from helpers.fake_sweep import log_trial, make_spec
 from sweep import cli
+from sweep.errors import UserError
 from sweep.report.data import build_report
-from sweep.report.render import FILES, render, write_report
+from sweep.report.figures import FigureError, FigureProcess
+from sweep.report.render import render
+from sweep.report.write import FILES, write_report
 from sweep.tracking.runs import SweepTracker
 from trainers.build import load_data
 from trainers.config import TrainConfig
@@ -224,6 +229,27 @@ def test_report_command(finished, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "reports" / "fake" / "report.md").exists()
     assert cli.main(["report", "nothing", "--tracking-uri", finished.tracking.mlflow_uri]) == 2
     assert "name: no sweep 'nothing'" in capsys.readouterr().err
+    assert not (tmp_path / "reports" / "nothing").exists()
+
+
+def test_a_refused_report_writes_nothing_and_leaves_no_figure_process_behind(finished, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"  # where the figure process draws before its files are moved
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    before = {child.pid for child in psutil.Process().children()}
+    # a saved spec at hand: the figure process is given each arm's studies before the store is read
+    with pytest.raises(UserError, match="^name: no sweep 'nothing' in the MLflow store"):
+        write_report(finished.tracking.mlflow_uri, "nothing", tmp_path / "out", finished)
+    assert not (tmp_path / "out").exists()
+    assert list(scratch.iterdir()) == []
+    assert {child.pid for child in psutil.Process().children()} - before == set()
+
+
+def test_a_failing_figure_process_raises_with_its_error():
+    with FigureProcess() as figures:
+        figures.report("not a report")  # type: ignore[arg-type]
+        with pytest.raises(FigureError, match="AttributeError: 'str' object has no attribute"):
+            figures.finish()
 
 
 def test_no_password_reaches_mlflow(tmp_path):

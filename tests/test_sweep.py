@@ -228,7 +228,7 @@ def test_asha_stops_weak_trials_and_optuna_records_them_as_pruned(tmp_path):
 
 
 def test_confirmation_seeds_retrain_each_arms_best_setting_and_the_report_rests_on_them(tmp_path):
-    from sweep.report.render import write_report
+    from sweep.report.write import write_report
 
     spec = tiny_spec(tmp_path, "confirmed", confirm_seeds=2)
     outcome = run_sweep(spec)

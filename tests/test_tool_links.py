@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from helpers.fake_sweep import ray_sweep_spec
 from helpers.servers import free_port, wait_for_http
 from sweep.cli.main import main
-from sweep.report.render import write_report
+from sweep.report.write import write_report
 from sweep.spec import Arm
 from sweep.tuning.driver import run_sweep
 
@@ -135,7 +135,7 @@ def test_a_node_with_a_card_logs_its_use_and_trials_their_gpu_peak(swept):
 
 def test_the_report_adds_optuna_s_plots_per_arm(swept):
     spec, out = swept["spec"], swept["tmp"] / "report"
-    report = write_report(spec.tracking.mlflow_uri, NAME, out, spec.tracking.optuna_storage)
+    report = write_report(spec.tracking.mlflow_uri, NAME, out, spec)
     expected = {
         "optuna_history_small_cnn_sgd.png",
         "optuna_history_small_cnn_sam_gns.png",

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from helpers.fake_sweep import ray_sweep_spec
 from sweep.compare.seeds import sample
 from sweep.compare.stats import compare_all
-from sweep.report.render import write_report
+from sweep.report.write import write_report
 from sweep.tuning.driver import run_sweep
 
 pytestmark = pytest.mark.slow

@@ -122,10 +122,14 @@ def _finish(outcome) -> int:
 
 def report(args: argparse.Namespace) -> int:
     from .. import api
-    from ..report.render import render
 
     out = args.out or defaults.reports(args.name)
-    print(render(api.report(args.name, args.storage, args.tracking_uri, out=out), terminal=True))
+    report = api.report(
+        args.name, args.storage, args.tracking_uri, out=out
+    )  # starts the figure process first (sweep/report/write.py)
+    from ..report.render import render
+
+    print(render(report, terminal=True))
     print(f"Written to {out}/ and attached to the parent run under report/")
     return 0
 

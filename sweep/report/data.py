@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.tracking import MlflowClient
 
 from ..compare.seeds import judge
-from ..compare.stats import ALPHA, Comparison, procedure
 from ..errors import UserError
 from ..spec import SweepSpec, read_saved_spec
 from ..tracking.schema import (
@@ -30,48 +28,9 @@ from ..tracking.schema import (
     Outcome,
     Phase,
 )
-from . import frames, history
-from .cells import Cell, TrialRun, edge_warnings, make_cell, regime
-
-
-@dataclass
-class SweepReport:
-    name: str
-    spec: SweepSpec
-    parent_id: str
-    finished: bool
-    cells: dict[tuple[str, str], Cell]
-    comparisons: list[Comparison]
-    runs: list[TrialRun]
-    regime: dict  # the numbers' regime: data set, split sizes, epochs, augmentation, batch, schedule
-    warnings: list[str] = field(default_factory=list)  # chosen settings at the edge of their range
-    notes: list[str] = field(default_factory=list)  # Optuna plots left out, and why (sweep/report/studies.py)
-
-    @property
-    def models(self) -> list[str]:
-        return self.spec.models
-
-    @property
-    def rules(self) -> list[str]:
-        return self.spec.optimizers
-
-    @property
-    def procedure(self) -> str:
-        """How the comparisons were made, in a sentence or two (the report states it)."""
-        return procedure(self.spec.looks, len(self.comparisons), self.spec.report.margin, ALPHA)
-
-    @property
-    def chosen_on_objective(self) -> bool:
-        """False when no setting was chosen (val_fraction 0: every arm ran its one setting)."""
-        return any(cell.chosen_on_objective for cell in self.cells.values())
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per run: arm, phase, seed, settings, final metrics, outcome (frames.py)."""
-        return frames.runs_frame(self)
-
-    def cells_frame(self) -> pd.DataFrame:
-        """One row per (model, rule): n, mean, std, setting, verdict against the reference (frames.py)."""
-        return frames.cells_frame(self)
+from . import history
+from .cells import TrialRun, edge_warnings, make_cell, regime
+from .contents import SweepReport
 
 
 def load_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[TrialRun]:
@@ -110,9 +69,10 @@ def _spec_of(client: MlflowClient, parent_id: str) -> SweepSpec:
             os.environ[bar] = users
 
 
-def build_report(uri: str, name: str) -> SweepReport:
+def build_report(uri: str, name: str, on_spec: Callable[[SweepSpec], None] | None = None) -> SweepReport:
     """Everything the report shows, from the tracking store at `uri`. Raises UserError when the
-    store holds no sweep of that name."""
+    store holds no sweep of that name. `on_spec` is handed the sweep's spec as soon as it is read,
+    before the runs are (the figure process starts on each arm's study with it: write.py)."""
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(name)
     parents = (
@@ -122,6 +82,8 @@ def build_report(uri: str, name: str) -> SweepReport:
         raise UserError(f"name: no sweep {name!r} in the MLflow store {uri}")
     parent = parents[0]
     spec = _spec_of(client, parent.info.run_id)
+    if on_spec is not None:
+        on_spec(spec)
     runs = load_runs(client, experiment.experiment_id, parent.info.run_id)
     cells = {(arm.model, arm.rule): make_cell(spec, arm, runs) for arm in spec.arms()}
     comparisons = judge(spec, {f"{model}/{rule}": cell.sample for (model, rule), cell in cells.items()})

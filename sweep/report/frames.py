@@ -14,7 +14,7 @@ from ..spec import Arm
 from ..tracking.schema import CURVES
 
 if TYPE_CHECKING:
-    from .data import SweepReport
+    from .contents import SweepReport
 
 RUN_COLUMNS = ["run_id", "arm", "model", "rule", "phase", "seed", "study_trial", "outcome", "epochs"]
 CELL_COLUMNS = ["model", "rule", "source", "n", "mean", "std", "best_epoch_mean", "search_trials", "failed", "diverged"]

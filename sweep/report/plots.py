@@ -13,26 +13,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from ..spec import Arm
-from ..tracking.schema import METRIC
-from .data import SweepReport
+from .figures import FigureData
 
 
-def curves(report: SweepReport, path: Path) -> None:
+def curves(data: FigureData, path: Path) -> None:
     """One panel per model; per rule, the mean test accuracy per epoch of its chosen setting's
     runs, with a band of one standard deviation where there are several seeds."""
-    fig, axes = plt.subplots(1, len(report.models), figsize=(5 * len(report.models), 4), squeeze=False)
-    for ax, model in zip(axes[0], report.models):
-        for rule in report.rules:
-            cell = report.cells[(model, rule)]
-            if not cell.runs:
+    fig, axes = plt.subplots(1, len(data.models), figsize=(5 * len(data.models), 4), squeeze=False)
+    for ax, model in zip(axes[0], data.models):
+        for rule in data.rules:
+            runs = data.curves[(model, rule)]
+            if not runs:
                 continue
-            length = min(len(run.test_curve) for run in cell.runs)
-            values = np.array([run.test_curve[:length] for run in cell.runs])
+            length = min(len(curve) for curve in runs)
+            values = np.array([curve[:length] for curve in runs])
             epochs = np.arange(1, length + 1)
             mean = values.mean(axis=0)
-            ax.plot(epochs, mean, label=f"{rule} (n={cell.n})")
-            if cell.n > 1:
+            ax.plot(epochs, mean, label=f"{rule} (n={len(runs)})")
+            if len(runs) > 1:
                 spread = values.std(axis=0, ddof=1)
                 ax.fill_between(epochs, mean - spread, mean + spread, alpha=0.2)
         ax.set(title=model, xlabel="epoch", ylabel="test accuracy (%)")
@@ -44,26 +42,26 @@ def curves(report: SweepReport, path: Path) -> None:
     plt.close(fig)
 
 
-def lr_rho(report: SweepReport, path: Path) -> None:
+def lr_rho(data: FigureData, path: Path) -> None:
     """One panel per rule: final validation accuracy (the objective) of every completed search
     trial over lr and rho (over lr alone for rules without rho), all models together, one marker
     per model. Empty panels say why: no validation split, or no completed trial."""
     markers = "osD^vP*X"
-    fig, axes = plt.subplots(1, len(report.rules), figsize=(4.5 * len(report.rules), 4), squeeze=False)
-    done = [r for r in report.runs if r.phase == "search" and r.outcome == "finished" and METRIC in r.final]
-    scale = [r.final[METRIC] for r in done] or [0.0, 100.0]
-    for ax, rule in zip(axes[0], report.rules):
-        mine = [r for r in done if Arm.parse(r.arm).rule == rule]
-        uses_rho = any(float(r.train["rho"]) != float(mine[0].train["rho"]) for r in mine) if mine else False
+    fig, axes = plt.subplots(1, len(data.rules), figsize=(4.5 * len(data.rules), 4), squeeze=False)
+    done = data.searched
+    scale = [point.val_acc for point in done] or [0.0, 100.0]
+    for ax, rule in zip(axes[0], data.rules):
+        mine = [point for point in done if point.rule == rule]
+        uses_rho = any(point.rho != mine[0].rho for point in mine) if mine else False
         shown = None
-        for marker, model in zip(markers, report.models):
-            runs = [r for r in mine if r.arm == Arm(model, rule).key]
-            if not runs:
+        for marker, model in zip(markers, data.models):
+            points = [point for point in mine if point.model == model]
+            if not points:
                 continue
-            lr = [float(r.train["lr"]) for r in runs]
-            acc = [r.final[METRIC] for r in runs]
+            lr = [point.lr for point in points]
+            acc = [point.val_acc for point in points]
             if uses_rho:
-                rho = [float(r.train["rho"]) for r in runs]
+                rho = [point.rho for point in points]
                 style = {"vmin": min(scale), "vmax": max(scale), "cmap": "viridis"}
                 shown = ax.scatter(lr, rho, c=acc, marker=marker, label=model, **style)
             else:
@@ -82,7 +80,7 @@ def lr_rho(report: SweepReport, path: Path) -> None:
             ax.set(ylabel="validation accuracy (%)")
         ax.set(title=rule, xlabel="lr")
         ax.grid(alpha=0.3)
-        if len(report.models) > 1 and mine:
+        if len(data.models) > 1 and mine:
             ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

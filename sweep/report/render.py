@@ -1,26 +1,18 @@
-"""`sweep report NAME`: the comparison table in the paper's layout with each cell marked only by
+"""The report as text: the comparison table in the paper's layout with each cell marked only by
 what its comparison's verdict supports, the comparisons with their test, n, interval and Holm
-p-value, the regime the numbers belong to, and plots; printed, written to a folder (with a
-machine-readable report.json), and attached to the parent run.
+p-value, the regime the numbers belong to; for the terminal, Markdown, JSON and CSV. Written to
+a folder with the figures by sweep/report/write.py.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-from pathlib import Path
-
-from mlflow.tracking import MlflowClient
 
 from ..compare.stats import Comparison, Verdict, label
-from . import plots as report_plots
 from .cells import Cell
-from .data import SweepReport, build_report
-from .studies import study_plots
+from .contents import SweepReport
 
-# every report's files; each arm's Optuna plots (sweep/report/studies.py) come on top where its study has trials
-FILES = ("report.md", "report.json", "table.csv", "test_acc_curves.png", "val_acc_lr_rho.png")
 # what a cell of a compared rule is marked with: what the reference rule's comparison with it says
 MARKS = {Verdict.BETTER: " <", Verdict.WORSE: " >", Verdict.EQUIVALENT: " ≈"}
 
@@ -189,21 +181,3 @@ def csv_text(report: SweepReport) -> str:
         counts = [cell.search_trials, cell.failed, cell.diverged, cell.problem or ""]
         writer.writerow([model, rule, cell.mean, cell.std, cell.n, cell.source, *setting, cell.best_epoch_mean, *counts])
     return out.getvalue()
-
-
-def write_report(uri: str, name: str, out: Path, optuna_storage: str | None = None) -> SweepReport:
-    """Build the report, write its files to `out`, attach them to the parent run under `report/`.
-    Each arm's Optuna plots read the studies at `optuna_storage` (default: the spec's, as the parent
-    run keeps it, password redacted); what is left out of them is said in `report.notes`."""
-    report = build_report(uri, name)
-    out.mkdir(parents=True, exist_ok=True)
-    studies, report.notes = study_plots(report.spec, optuna_storage or report.spec.tracking.optuna_storage, out)
-    (out / "report.md").write_text(render(report, terminal=False))
-    (out / "report.json").write_text(json.dumps(json_report(report), indent=2) + "\n")
-    (out / "table.csv").write_text(csv_text(report))
-    report_plots.curves(report, out / "test_acc_curves.png")
-    report_plots.lr_rho(report, out / "val_acc_lr_rho.png")
-    client = MlflowClient(tracking_uri=uri)
-    for name_ in (*FILES, *studies):
-        client.log_artifact(report.parent_id, str(out / name_), "report")
-    return report

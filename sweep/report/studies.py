@@ -14,12 +14,16 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import optuna
+from optuna.importance import PedAnovaImportanceEvaluator
 from optuna.trial import TrialState
 
 from ..redact import redact
 from ..spec import SweepSpec
 
 HISTORY, IMPORTANCE = "optuna_history_{arm}.png", "optuna_importance_{arm}.png"  # arm: MODEL_RULE
+# Optuna's default evaluator, named so that it stays the one used: it needs no scikit-learn, which
+# the figure process does not load (sweep/report/draw.py)
+IMPORTANCE_BY = PedAnovaImportanceEvaluator
 SEED_PARAM = "seed"  # a grid's seeds dimension (sweep/search/space.py): not a setting whose importance counts
 
 
@@ -53,7 +57,7 @@ def study_plots(spec: SweepSpec, storage_url: str, out: Path) -> tuple[list[str]
             written.append(_save(optuna.visualization.matplotlib.plot_optimization_history(study), out, HISTORY, arm.key))
             params = sorted({name for trial in complete for name in trial.params if name != SEED_PARAM})
             if len(complete) >= 2 and len(params) >= 2:
-                axes = optuna.visualization.matplotlib.plot_param_importances(study, params=params)
+                axes = optuna.visualization.matplotlib.plot_param_importances(study, evaluator=IMPORTANCE_BY(), params=params)
                 written.append(_save(axes, out, IMPORTANCE, arm.key))
             else:
                 notes.append(f"{arm.key}: no parameter importances ({len(complete)} completed trials, {len(params)} searched)")

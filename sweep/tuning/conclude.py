@@ -19,7 +19,7 @@ from ..tracking.runs import SweepTracker
 from ..tracking.schema import Event, Outcome, Phase
 
 if TYPE_CHECKING:  # the driver never imports the report (docs/architecture.md)
-    from ..report.data import SweepReport
+    from ..report.contents import SweepReport
 
 
 @dataclass
