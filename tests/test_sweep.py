@@ -4,6 +4,7 @@ One Ray session for the module: starting Ray costs seconds (docs/platform.md).
 """
 
 import json
+import logging
 import os
 
 import optuna
@@ -15,7 +16,7 @@ from helpers.fake_sweep import ray_sweep_spec
 from helpers.figures import logged_epochs, record
 from sweep.defaults import TUNE_SETTINGS
 from sweep.spec import Arm
-from sweep.tuning.driver import PENDING_ENV, run_sweep
+from sweep.tuning.driver import PENDING_ENV, QUIET_LOGGERS, run_sweep
 from sweep.tuning.trainable import FAULT_ENV
 
 pytestmark = pytest.mark.slow
@@ -67,11 +68,16 @@ def test_tiny_sweep_logs_one_parent_four_children_and_an_optuna_study_per_arm(tm
     for name in TUNE_SETTINGS:  # the sweep's settings of Tune hold while it runs only (docs/platform.md)
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(PENDING_ENV, "3")  # one the user set is theirs, and kept
+    for name in QUIET_LOGGERS:  # so are the libraries' log levels: quiet while the sweep runs only
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    optuna.logging.set_verbosity(optuna.logging.INFO)
     outcome = run_sweep(spec)
     assert {name: os.environ.get(name) for name in [*TUNE_SETTINGS, PENDING_ENV]} == {
         **dict.fromkeys(TUNE_SETTINGS),
         PENDING_ENV: "3",
     }
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    assert {logging.getLogger(name).level for name in QUIET_LOGGERS} == {logging.NOTSET}
     assert not outcome.interrupted and outcome.failed == 0
     assert set(outcome.best) == {"small_cnn/sgd", "small_cnn/sam_gns"}
 

@@ -66,13 +66,28 @@ def tune_settings() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _quiet() -> None:
-    """Keep the terminal for the sweep's own progress lines."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # the driver's node monitor (sweep/tuning/system_metrics.py) says when it starts and stops
-    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
-    # nor does a new SQLite store's table creation need two lines of MLflow's own
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+QUIET_LOGGERS = (
+    "mlflow.system_metrics",  # the driver's node monitor (sweep/tuning/system_metrics.py) says when it starts and stops
+    "mlflow.store.db.utils",  # a new SQLite store's table creation: two lines of MLflow's own
+)
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Keep the terminal for the sweep's own progress lines while it runs: Optuna's trial lines
+    and MLflow's notices at WARNING (a stricter level the user chose stays), and the levels as
+    they were afterwards, so a notebook's next Optuna study prints its trials again."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels, verbosity = [logger.level for logger in loggers], optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+    for logger in loggers:
+        logger.setLevel(max(logger.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -187,13 +202,13 @@ def find_sweep(name: str, storage: Path, overrides: list[str] = ()) -> tuple[Pat
 
 
 @tune_settings()
+@quiet_libraries()
 def run_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOutcome:
     """Start a new sweep in the current Ray session."""
     check_new(spec)
     check_shared_folder(spec.checkpoints)
     trainable = _trainable(spec)  # a placement no node can satisfy stops here, before anything is written
     folder = spec.folder
-    _quiet()
     folder.mkdir(parents=True)
     (folder / SPEC_FILE).write_text(dump_spec(spec))  # what `sweep resume` reads
     tracker = SweepTracker(spec)
@@ -226,13 +241,13 @@ def run_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOut
 
 
 @tune_settings()
+@quiet_libraries()
 def resume_sweep(spec: SweepSpec, status_every: float = STATUS_EVERY_S) -> SweepOutcome:
     """Continue a stopped or interrupted sweep (its spec as `find_sweep` read it): same studies,
     finished trials kept, unfinished ones resumed. A spec whose budget `find_sweep` raised
     extends the sweep, finished or not: saved first (the restored searcher reads it), then the
     parent run reopened with it, through the journal."""
     check_shared_folder(spec.checkpoints)
-    _quiet()
     folder = spec.folder
     (folder / STOP_FILE).unlink(missing_ok=True)  # a stop request was for the driver it stopped
     tracker = SweepTracker(spec)
