@@ -124,9 +124,9 @@ def report(args: argparse.Namespace) -> int:
     from .. import api
 
     out = args.out or defaults.reports(args.name)
-    report = api.report(
-        args.name, args.storage, args.tracking_uri, out=out
-    )  # starts the figure process first (sweep/report/write.py)
+    # api.report starts the report's figure process before anything heavy is imported, the text
+    # renderer's scipy included (sweep/report/write.py)
+    report = api.report(args.name, args.storage, args.tracking_uri, out=out)
     from ..report.render import render
 
     print(render(report, terminal=True))

@@ -1,6 +1,6 @@
 """What a report holds (SweepReport): the runs, cells, comparisons and regime every part of the
-report renders. No store is read here, so the figure process (sweep/report/draw.py) receives a
-report without importing MLflow."""
+report renders, and the plain values its figures show (FigureData, for the figure process:
+sweep/report/figures.py). Nothing here reads a store; sweep/report/data.py does."""
 
 from __future__ import annotations
 

@@ -96,24 +96,19 @@ class FigureProcess:
 
     def finish(self) -> tuple[list[str], list[str]]:
         """Wait for the figures: the study plots' file names, and notes on what was left out."""
-        assert self._process.stdin is not None and self._process.stdout is not None
-        self._process.stdin.close()
         try:
-            answer = self._process.stdout.read()
-            self._process.wait(WAIT_S)
+            answer, _ = self._process.communicate(timeout=WAIT_S)  # closes its input: no more jobs
         except subprocess.TimeoutExpired:
             raise FigureError(f"the report's figures took over {WAIT_S:g} s") from None
         if self._process.returncode != 0 or not answer:
             raise FigureError(f"the report's figures failed (exit {self._process.returncode}): {self._error_tail()}")
         return pickle.loads(answer)
 
-    def files_into(self, out: Path) -> list[Path]:
-        """Move the drawn files into `out` (created if missing); returns their new paths."""
+    def files_into(self, out: Path) -> None:
+        """Move the drawn files into `out` (created if missing), replacing those of an earlier report."""
         out.mkdir(parents=True, exist_ok=True)
-        moved = []
-        for drawn in sorted(self.folder.iterdir()):
-            moved.append(Path(shutil.move(drawn, out / drawn.name)))
-        return moved
+        for drawn in self.folder.iterdir():
+            shutil.move(drawn, out / drawn.name)
 
     def _send(self, message: tuple) -> None:
         assert self._process.stdin is not None
