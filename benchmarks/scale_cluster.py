@@ -281,14 +281,13 @@ HEADER += ["suggest ms med/p90", "driver cores", "driver MiB", "slot time in epo
 def main(
     quick: bool = False, slots: int = 24, epoch_s: float = 0.1, kinds: tuple[str, ...] = ("sqlite",), every_s: float = 0.0
 ) -> None:
-    from sweep.tuning.driver import _quiet
+    from sweep.tuning.driver import quiet_libraries
 
-    _quiet()
     slots, trials, epochs = (2, 2, 2) if quick else (slots, 50, 10)
     # quick mode (its figures are not read): one Ray for every store's sweep, and a server of one
     # worker (each start costs seconds); the full run starts a fresh Ray for each
     server_workers = 1 if quick else SERVER_WORKERS
-    with local_ray(slots, epoch_s) if quick else contextlib.nullcontext():
+    with quiet_libraries(), local_ray(slots, epoch_s) if quick else contextlib.nullcontext():
         rows = [run(kind, slots, epoch_s, trials, epochs, server_workers, every_s) for kind in kinds]
     checkpoints = f"a checkpoint every {CHECKPOINT_EVERY} epochs" + (f", at most one per {every_s:g} s" if every_s else "")
     print(
