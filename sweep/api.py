@@ -122,14 +122,15 @@ def report(
     """A sweep's comparison from MLflow alone (no Ray): `.to_frame()` has a row per run,
     `.cells_frame()` a row per arm. With `out`, its files are written there and attached to the
     sweep's parent run, as `sweep report` does."""
-    uri = resolve_tracking_uri(name, storage, tracking_uri)
+    saved = saved_spec(name, storage)
+    uri = tracking_uri_of(saved, tracking_uri)
     if out is None:
         from .report.data import build_report
 
         return build_report(uri, name)
     from .report.write import write_report
 
-    return write_report(uri, name, Path(out), saved_spec(name, storage))  # without a saved spec: the parent run's copy
+    return write_report(uri, name, Path(out), saved)  # without a saved spec: the parent run's copy
 
 
 def saved_spec(name: str | None, storage: str | os.PathLike | None) -> SweepSpec | None:
@@ -142,9 +143,13 @@ def saved_spec(name: str | None, storage: str | os.PathLike | None) -> SweepSpec
 def resolve_tracking_uri(name: str | None, storage: str | os.PathLike | None, explicit: str | None) -> str:
     """Where a sweep's runs are: `explicit` (--tracking-uri), else the spec saved in its folder
     under `storage`, else the default (defaults.MLFLOW_URI_HELP), a SQLite file made absolute."""
+    return explicit or tracking_uri_of(saved_spec(name, storage), None)
+
+
+def tracking_uri_of(saved: SweepSpec | None, explicit: str | None) -> str:
+    """resolve_tracking_uri for a caller that has read the saved spec (or found none) already."""
     if explicit:
         return explicit
-    saved = saved_spec(name, storage)
     return saved.tracking.mlflow_uri if saved else defaults.absolute_sqlite(defaults.mlflow_uri())
 
 

@@ -47,23 +47,20 @@ def test_trainers_import_nothing_of_sweep_ray_mlflow_or_optuna():
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
-def test_a_worker_importing_the_trainable_loads_neither_the_cli_nor_the_report():
-    probe = (
-        "import sys, sweep.tuning.trainable, trainers.train; "
-        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('sweep', 'mlflow', 'optuna', 'sklearn'))))"
-    )
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
-    assert "sweep.tuning.trainable" in loaded  # the probe itself worked
-    assert not [m for m in loaded if m.startswith(("sweep.cli", "sweep.report", "mlflow", "optuna", "sklearn"))], loaded
-
-
 def loaded_by(module: str) -> set[str]:
-    """The modules a fresh interpreter loads to import `module` (not those it marks absent)."""
+    """The modules a fresh interpreter loads to import `module` (or several, comma-separated),
+    not those it marks absent."""
     probe = (
         f"import sys; before = set(sys.modules); import {module}; "
         "print(' '.join(sorted(name for name, m in sys.modules.items() if m is not None and name not in before)))"
     )
     return set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split())
+
+
+def test_a_worker_importing_the_trainable_loads_neither_the_cli_nor_the_report():
+    loaded = loaded_by("sweep.tuning.trainable, trainers.train")
+    assert "sweep.tuning.trainable" in loaded  # the probe itself worked
+    assert not [m for m in loaded if m.startswith(("sweep.cli", "sweep.report", "mlflow", "optuna", "sklearn"))], loaded
 
 
 def test_the_report_s_figure_process_starts_before_mlflow_is_imported_and_never_needs_it():
