@@ -60,7 +60,8 @@ def run(
     $RAY_ADDRESS, else a local Ray started and stopped here). A complete sweep's report is written
     to reports/NAME/ and attached (`outcome.report`, `outcome.report_dir`)."""
     from .cluster.stores import check_stores
-    from .tuning.driver import check_new, ray_session, run_sweep
+    from .tuning.driver import check_new, run_sweep
+    from .tuning.session import ray_session
 
     spec = validate(spec, overrides).resolved()
     check_new(spec)  # bad input starts nothing
@@ -97,7 +98,8 @@ def resume(
     the report is then redone."""
     if isinstance(overrides, str):
         raise UserError([f"overrides: a list of KEY=VALUE strings, e.g. [{overrides!r}], not one string"])
-    from .tuning.driver import find_sweep, ray_session, resume_sweep
+    from .tuning.driver import find_sweep, resume_sweep
+    from .tuning.session import ray_session
 
     _, spec = find_sweep(name, storage_folder(storage), list(overrides or ()))  # bad input starts nothing
     with ray_session(address):

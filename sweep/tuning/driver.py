@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
 from ..cluster import placement
-from ..cluster.cards import cluster_cards, detect_cards, node_labels
-from ..cluster.nodes import use_cluster_token, use_token_mode
+from ..cluster.cards import cluster_cards
 from ..cluster.stores import check_shared_folder, check_stores, s3_filesystem
-from ..defaults import RAY_SYSTEM_CONFIG, SPEC_FILE, STATUS_EVERY_S, STOP_FILE, TUNE_SETTINGS, command
+from ..defaults import SPEC_FILE, STATUS_EVERY_S, STOP_FILE, TUNE_SETTINGS, command
 from ..errors import UserError
 from ..search.generator import ArmSearch
 from ..spec import Arm, SweepSpec, dump_spec, load_spec
@@ -40,7 +38,7 @@ from .live import LiveStatus
 from .progress import Progress
 from .recovery import install as retry_failed_resets
 from .scheduler import build_scheduler
-from .signals import StopNow, StopSignals, armed, sigterm_again
+from .signals import StopNow, StopSignals, armed
 from .system_metrics import node_monitors
 from .trainable import train_trial
 
@@ -88,34 +86,6 @@ def quiet_libraries() -> Iterator[None]:
         optuna.logging.set_verbosity(verbosity)
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None = None) -> Iterator[None]:
-    """Connect to the cluster at `address` (or $RAY_ADDRESS), else start a local Ray; shut it
-    down on the way out, so the command's workers end with it."""
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        use_cluster_token()  # a cluster started by `sweep cluster head` refuses clients without it
-        ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        # address="local": never attach to a stale cluster record (docs/platform.md); no dashboard;
-        # this machine's cards declared as a cluster node would, for placement by card
-        use_token_mode()  # Ray's own default, chosen here: Ray warns at every start where it is not
-        labels = node_labels(detect_cards())
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            labels=labels,
-            logging_level=logging.WARNING,
-            _system_config=RAY_SYSTEM_CONFIG,
-        )
-    rays_own = signal.getsignal(signal.SIGTERM)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        sigterm_again(rays_own)
 
 
 def _trainable(spec: SweepSpec):
