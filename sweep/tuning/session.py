@@ -66,7 +66,9 @@ def start_local() -> None:
                 raise
             _end_new(ours)  # what the failed start left running: its GCS, API server, monitors
             if attempt == 2:
-                err.add_note("The local Ray's start timed out twice (see its raylet.out under /tmp/ray/session_latest/logs).")
+                err.add_note(
+                    "The local Ray's start timed out twice: its raylet.out says why (logs/ of the newest session in Ray's temp folder, /tmp/ray by default)."
+                )
                 raise
             print("The local Ray's start timed out (a busy machine); starting it again.", file=sys.stderr, flush=True)
 
